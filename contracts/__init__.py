@@ -1,0 +1,12 @@
+"""Message contracts: the only thing that crosses a service boundary.
+
+``registry`` knows every command and event, its owning context, its schema
+version, its payload model and so its exchange and routing key. Importing
+this package registers every context's contracts.
+"""
+
+from contracts.registry import ContractRegistry, MessageContract, UnknownMessage, registry
+
+from contracts import common, source_control  # noqa: E402,F401  (registration)
+
+__all__ = ["ContractRegistry", "MessageContract", "UnknownMessage", "registry"]

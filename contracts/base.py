@@ -1,0 +1,26 @@
+"""Base of every payload model: camelCase on the wire, strict, immutable."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+
+class Payload(BaseModel):
+    """A schema-versioned message body.
+
+    Unknown fields are refused (``extra="forbid"``) so a payload of the wrong
+    schema is caught at the consumer's door instead of half-applied.
+    """
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        frozen=True,
+    )
+
+    def wire(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)

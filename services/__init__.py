@@ -1,0 +1,1 @@
+"""The six bounded contexts, one deployable consumer each."""

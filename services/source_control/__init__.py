@@ -1,0 +1,1 @@
+"""Source Control: repositories, branches, commits and pull requests."""

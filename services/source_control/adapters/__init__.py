@@ -1,0 +1,1 @@
+"""Adapters of Source Control's ports: the systems behind them, local or remote."""

@@ -1,0 +1,19 @@
+"""Source Control settings: the fleet's, plus where the local Git adapter keeps repositories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic_settings import SettingsConfigDict
+
+from shared_kernel.settings import ServiceSettings
+
+
+class SourceControlSettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="SOURCE_CONTROL_", extra="ignore")
+
+    service_name: str = "source_control"
+    git_root: Path = Path("var/git")
+    # Identities allowed to push to protected branches without a pull request
+    # (the platform's own services), added to every new branch policy.
+    bypass_identities: list[str] = ["svc-pipelines", "svc-release"]

@@ -1,0 +1,1 @@
+"""What every context shares: envelope, aggregate base, value objects, runtime."""

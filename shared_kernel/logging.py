@@ -1,0 +1,63 @@
+"""structlog configuration: JSON lines (console renderer on a TTY).
+
+The runtime binds the envelope's ids (service, eventId, eventType, tenantId,
+correlationId, traceId) with contextvars for the span of one delivery, so
+every line logged while handling it carries them.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+import structlog
+
+
+def configure_logging(*, service: str, level: str = "INFO", fmt: str = "auto") -> None:
+    """Configure structlog and route stdlib logging (aio-pika, FastStream) through it."""
+    use_console = fmt == "console" or (fmt == "auto" and sys.stderr.isatty())
+    renderer: Any = (
+        structlog.dev.ConsoleRenderer()
+        if use_console
+        else structlog.processors.JSONRenderer(serializer=lambda obj, **_: orjson.dumps(obj).decode())
+    )
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+    ]
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(service=service)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
+
+
+@contextmanager
+def bound(**ids: Any) -> Iterator[None]:
+    """Bind ids to every log line within the block (one delivery, one relay batch)."""
+    with structlog.contextvars.bound_contextvars(**ids):
+        yield
+
+
+def get_logger(name: str) -> Any:
+    return structlog.get_logger(name)

@@ -1,0 +1,1 @@
+"""The message runtime shared by the six services."""

@@ -1,0 +1,210 @@
+"""One message, one transaction: decide a delivery's outcome.
+
+``MessageProcessor.process`` takes a body and returns a ``Disposition``; the
+subscriber acts on it (ack, delayed retry, dead letter). Keeping the decision
+apart from the broker keeps the outcome table of the architecture brief in
+one readable place:
+
+| outcome    | what happens here                                                |
+|------------|------------------------------------------------------------------|
+| done       | inbox + state + outbox committed                                 |
+| duplicate  | inbox already has the eventId: nothing                           |
+| stale      | StaleMessage: inbox row committed (outcome stale), no state      |
+| refused    | RuleViolation: rollback; inbox + CommandRejected + audit committed |
+| retry      | PrerequisiteMissing, or a fault that outlived in-place retries    |
+| dead       | undecodable, missing fields, unknown type, wrong schema           |
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import ValidationError
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from contracts.common import CommandRejected
+from contracts.registry import ContractRegistry, UnknownMessage
+from shared_kernel.domain import (
+    AggregateRoot,
+    InvalidValue,
+    PrerequisiteMissing,
+    RuleViolation,
+    StaleMessage,
+)
+from shared_kernel.envelope import Envelope, InvalidEnvelope, describe_validation_error
+from shared_kernel.logging import bound, get_logger
+from shared_kernel.messaging.faults import is_transient
+from shared_kernel.messaging.handlers import Handler, HandlerRegistry, Message
+from shared_kernel.persistence.database import tenant_transaction
+from shared_kernel.persistence.inbox_outbox import record_in_inbox
+from shared_kernel.persistence.store import AggregateMapping
+from shared_kernel.persistence.unit_of_work import UnitOfWork
+
+log = get_logger(__name__)
+
+_MARK_STALE = text(
+    "UPDATE inbox SET outcome = 'stale' WHERE tenant_id = :tenant_id AND event_id = :event_id"
+)
+
+
+class Outcome(StrEnum):
+    DONE = "done"
+    DUPLICATE = "duplicate"
+    STALE = "stale"
+    REFUSED = "refused"
+    RETRY = "retry"
+    DEAD = "dead"
+
+
+@dataclass(frozen=True)
+class Disposition:
+    outcome: Outcome
+    error_type: str = ""
+    reason: str = ""
+
+    @property
+    def publishes(self) -> bool:
+        """Whether the outbox may hold something new to publish."""
+        return self.outcome in (Outcome.DONE, Outcome.REFUSED)
+
+
+def _dead(error_type: str, reason: str) -> Disposition:
+    return Disposition(Outcome.DEAD, error_type, reason)
+
+
+@dataclass(frozen=True)
+class ProcessorConfig:
+    context: str
+    source: str
+    transient_attempts: int
+    crash_at: str = ""
+
+
+class MessageProcessor:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        handlers: HandlerRegistry,
+        contracts: ContractRegistry,
+        mappings: Mapping[type[AggregateRoot], AggregateMapping],
+        config: ProcessorConfig,
+    ) -> None:
+        self._engine = engine
+        self._handlers = handlers
+        self._contracts = contracts
+        self._mappings = mappings
+        self._config = config
+
+    async def process(self, body: bytes) -> Disposition:
+        try:
+            envelope = Envelope.from_json(body)
+        except InvalidEnvelope as error:
+            log.warning("invalid envelope", reason=str(error))
+            return _dead("InvalidEnvelope", str(error))
+        with bound(**envelope.log_context()):
+            return await self._process(envelope)
+
+    async def _process(self, envelope: Envelope) -> Disposition:
+        try:
+            contract, handler = self._handlers.lookup(envelope.event_type, envelope.schema_version)
+        except UnknownMessage as error:
+            log.warning("message not handled", reason=str(error))
+            return _dead(type(error).__name__, str(error))
+        try:
+            payload = contract.payload.model_validate(envelope.payload)
+        except ValidationError as error:
+            reason = f"{envelope.event_type} v{envelope.schema_version}: {describe_validation_error(error)}"
+            log.warning("invalid payload", reason=reason)
+            return _dead("InvalidPayload", reason)
+        try:
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self._config.transient_attempts),
+                wait=wait_random_exponential(multiplier=0.05, max=1.0),
+                retry=retry_if_exception(is_transient),
+                reraise=True,
+            ):
+                with attempt:
+                    return await self._apply(envelope, payload, handler)
+        except RuleViolation as rule:
+            return await self._refuse(envelope, rule)
+        except (InvalidValue, ValidationError) as invalid:
+            # A value the contract let through but the domain's value objects refuse.
+            reason = describe_validation_error(invalid) if isinstance(invalid, ValidationError) else str(invalid)
+            log.warning("invalid message content", reason=reason)
+            return _dead("InvalidPayload", f"{envelope.event_type}: {reason}")
+        except PrerequisiteMissing as early:
+            log.info("too early; delayed retry", rule=early.rule, reason=str(early))
+            return Disposition(Outcome.RETRY, early.rule, str(early))
+        except Exception as error:
+            log.warning("processing failed; delayed retry", exc_info=True)
+            return Disposition(Outcome.RETRY, type(error).__name__, str(error))
+        raise AssertionError("unreachable: AsyncRetrying returns or raises")
+
+    async def _apply(self, envelope: Envelope, payload: object, handler: Handler) -> Disposition:
+        async with tenant_transaction(self._engine, envelope.tenant_id) as connection:
+            if not await record_in_inbox(connection, envelope, Outcome.DONE):
+                log.info("duplicate delivery ignored")
+                return Disposition(Outcome.DUPLICATE)
+            uow = self._unit_of_work(connection, envelope)
+            try:
+                await handler(Message(payload, envelope, uow, datetime.now(UTC)))
+            except StaleMessage as stale:
+                await connection.execute(
+                    _MARK_STALE, {"tenant_id": envelope.tenant_id, "event_id": envelope.event_id}
+                )
+                log.info("stale message ignored", rule=stale.rule, reason=str(stale))
+                return Disposition(Outcome.STALE, stale.rule, str(stale))
+            events = await uow.flush()
+            self._crash_if("before_commit")
+        self._crash_if("after_commit")
+        log.info("message processed", events=events)
+        return Disposition(Outcome.DONE)
+
+    async def _refuse(self, envelope: Envelope, rule: RuleViolation) -> Disposition:
+        """Commit the refusal (inbox, CommandRejected, audit) and nothing else."""
+        async with tenant_transaction(self._engine, envelope.tenant_id) as connection:
+            if not await record_in_inbox(connection, envelope, f"refused:{rule.rule}"):
+                return Disposition(Outcome.DUPLICATE)
+            uow = self._unit_of_work(connection, envelope)
+            if envelope.is_command:
+                uow.send(
+                    CommandRejected(
+                        command_type=envelope.event_type,
+                        command_id=envelope.event_id,
+                        rule=rule.rule,
+                        reason=str(rule),
+                    )
+                )
+            uow.audit(
+                "rule-refused",
+                actor=envelope.source,
+                outcome="refused",
+                reason=str(rule),
+                rule=rule.rule,
+            )
+            await uow.flush()
+        log.info("rule refused", rule=rule.rule, reason=str(rule))
+        return Disposition(Outcome.REFUSED, rule.rule, str(rule))
+
+    def _unit_of_work(self, connection: object, envelope: Envelope) -> UnitOfWork:
+        return UnitOfWork(
+            connection,  # type: ignore[arg-type]
+            cause=envelope,
+            mappings=self._mappings,
+            contracts=self._contracts,
+            context=self._config.context,
+            source=self._config.source,
+        )
+
+    def _crash_if(self, point: str) -> None:
+        """Fault injection for the crash tests (setting ``crash_at``)."""
+        if self._config.crash_at == point:
+            log.warning("crash injected", point=point)
+            os.kill(os.getpid(), signal.SIGKILL)

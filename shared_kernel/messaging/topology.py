@@ -1,0 +1,150 @@
+"""Broker topology, declared in code in one place and created idempotently.
+
+Fleet-wide: the four topic exchanges (commands, events, audit, ingress), each
+with the alternate exchange ``devops.unroutable`` and its queue, and the
+stream ``devops.events.history`` bound to every event. Per service: the
+inbox (quorum, delivery limit, dead-lettering at least once into the DLQ),
+one delayed-retry queue per delay (queue TTL, dead-lettering back to the
+inbox through the default exchange) and the DLQ.
+
+Retry queue names carry their delay (``source_control.retry.5s``) because a
+declared queue's arguments cannot change: a different delay is a different
+queue, never a conflicting redeclaration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from faststream.rabbit import ExchangeType, QueueType, RabbitBroker, RabbitExchange, RabbitQueue
+
+from contracts.registry import AUDIT_EXCHANGE, COMMANDS_EXCHANGE, EVENTS_EXCHANGE, INGRESS_EXCHANGE
+from shared_kernel.durations import parse_duration
+
+UNROUTABLE = "devops.unroutable"
+EVENT_HISTORY_STREAM = "devops.events.history"
+
+
+def _topic(name: str) -> RabbitExchange:
+    return RabbitExchange(
+        name, type=ExchangeType.TOPIC, durable=True, arguments={"alternate-exchange": UNROUTABLE}
+    )
+
+
+UNROUTABLE_EXCHANGE = RabbitExchange(UNROUTABLE, type=ExchangeType.FANOUT, durable=True)
+EXCHANGES: dict[str, RabbitExchange] = {
+    name: _topic(name)
+    for name in (COMMANDS_EXCHANGE, EVENTS_EXCHANGE, AUDIT_EXCHANGE, INGRESS_EXCHANGE)
+}
+DEFAULT_EXCHANGE = RabbitExchange("")
+
+
+def exchange(name: str) -> RabbitExchange:
+    """The declared exchange object for a name ('' is the default exchange)."""
+    if not name:
+        return DEFAULT_EXCHANGE
+    return UNROUTABLE_EXCHANGE if name == UNROUTABLE else EXCHANGES[name]
+
+
+def _quorum(name: str, **arguments: Any) -> RabbitQueue:
+    return RabbitQueue(name, queue_type=QueueType.QUORUM, durable=True, arguments=arguments)
+
+
+@dataclass(frozen=True)
+class Binding:
+    exchange: str
+    routing_key: str
+
+
+@dataclass(frozen=True)
+class ServiceTopology:
+    """The queues of one service and what its inbox is bound to."""
+
+    service: str
+    retry_delays: tuple[str, ...]
+    delivery_limit: int
+    bindings: tuple[Binding, ...] = field(default=())
+
+    @property
+    def inbox(self) -> str:
+        return f"{self.service}.inbox"
+
+    @property
+    def dlq(self) -> str:
+        return f"{self.service}.dlq"
+
+    def retry_queue(self, attempt: int) -> str:
+        """Queue for delayed retry number ``attempt`` (0-based)."""
+        return f"{self.service}.retry.{self.retry_delays[attempt]}"
+
+    def inbox_queue(self) -> RabbitQueue:
+        return _quorum(
+            self.inbox,
+            **{
+                "x-delivery-limit": self.delivery_limit,
+                "x-dead-letter-exchange": "",
+                "x-dead-letter-routing-key": self.dlq,
+                "x-dead-letter-strategy": "at-least-once",
+                "x-overflow": "reject-publish",
+            },
+        )
+
+    def retry_queues(self) -> list[RabbitQueue]:
+        return [
+            _quorum(
+                self.retry_queue(index),
+                **{
+                    "x-message-ttl": int(parse_duration(delay) * 1000),
+                    "x-dead-letter-exchange": "",
+                    "x-dead-letter-routing-key": self.inbox,
+                    "x-dead-letter-strategy": "at-least-once",
+                    "x-overflow": "reject-publish",
+                },
+            )
+            for index, delay in enumerate(self.retry_delays)
+        ]
+
+    def dlq_queue(self) -> RabbitQueue:
+        return _quorum(self.dlq)
+
+
+def event_history_stream(retention: str) -> RabbitQueue:
+    return RabbitQueue(
+        EVENT_HISTORY_STREAM,
+        queue_type=QueueType.STREAM,
+        durable=True,
+        arguments={"x-max-age": _stream_age(retention)},
+    )
+
+
+def _stream_age(retention: str) -> str:
+    """RabbitMQ stream ``x-max-age`` units are Y M D h m s."""
+    seconds = int(parse_duration(retention))
+    return f"{seconds // 86400}D" if seconds % 86400 == 0 else f"{seconds}s"
+
+
+async def declare_fleet(broker: RabbitBroker, *, history_retention: str) -> None:
+    """Exchanges, the unroutable queue and the event history stream."""
+    unroutable = await broker.declare_exchange(UNROUTABLE_EXCHANGE)
+    unroutable_queue = await broker.declare_queue(_quorum(UNROUTABLE))
+    await unroutable_queue.bind(unroutable, routing_key="")
+    for declared in EXCHANGES.values():
+        await broker.declare_exchange(declared)
+    history = await broker.declare_queue(event_history_stream(history_retention))
+    await history.bind(EVENTS_EXCHANGE, routing_key="#")
+
+
+async def declare_service(broker: RabbitBroker, topology: ServiceTopology) -> None:
+    """The service's inbox with its bindings, its retry queues and its DLQ."""
+    await broker.declare_queue(topology.dlq_queue())
+    for queue in topology.retry_queues():
+        await broker.declare_queue(queue)
+    inbox = await broker.declare_queue(topology.inbox_queue())
+    for binding in topology.bindings:
+        await inbox.bind(binding.exchange, routing_key=binding.routing_key)
+
+
+def bindings_for(routing: Iterable[tuple[str, str]]) -> tuple[Binding, ...]:
+    return tuple(sorted({Binding(exchange=e, routing_key=k) for e, k in routing}, key=str))

@@ -1,0 +1,1 @@
+"""PostgreSQL persistence shared by every service: tables, stores, unit of work."""

@@ -1,0 +1,176 @@
+"""Run one service: wire the runtime around its handlers, migrate, start, stop.
+
+A service supplies a ``ServiceDefinition`` (its settings type, aggregate
+mappings, migrations folder and a factory that builds its handlers from its
+settings); everything else — topology, subscriber, processor, retries, dead
+letters, relay, logging, signals — is this module's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from faststream import AckPolicy
+from faststream.rabbit import Channel, RabbitBroker
+from faststream.rabbit.annotations import RabbitMessage
+
+import contracts
+from shared_kernel.domain import AggregateRoot
+from shared_kernel.durations import parse_duration
+from shared_kernel.logging import configure_logging, get_logger
+from shared_kernel.messaging.failures import FailureRouter
+from shared_kernel.messaging.handlers import HandlerRegistry
+from shared_kernel.messaging.processor import MessageProcessor, Outcome, ProcessorConfig
+from shared_kernel.messaging.publisher import ConfirmedPublisher
+from shared_kernel.messaging.relay import OutboxRelay
+from shared_kernel.messaging.topology import ServiceTopology, bindings_for, declare_fleet, declare_service
+from shared_kernel.persistence.database import create_engine
+from shared_kernel.persistence.store import AggregateMapping
+from shared_kernel.settings import ServiceSettings
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class ServiceDefinition:
+    settings_type: type[ServiceSettings]
+    mappings: Mapping[type[AggregateRoot], AggregateMapping]
+    migrations: Path
+    build_handlers: Callable[[Any], HandlerRegistry]
+
+
+class ServiceRuntime:
+    """One running consumer: subscriber, processor, failure router and relay."""
+
+    def __init__(self, definition: ServiceDefinition, settings: ServiceSettings) -> None:
+        self.settings = settings
+        self.handlers = definition.build_handlers(settings)
+        self.topology = ServiceTopology(
+            service=settings.service_name,
+            retry_delays=tuple(settings.retry_delays),
+            delivery_limit=settings.delivery_limit,
+            bindings=bindings_for(self.handlers.subscriptions()),
+        )
+        graceful = parse_duration(settings.shutdown_timeout)
+        self.broker = RabbitBroker(
+            settings.amqp_url,
+            app_id=settings.source,
+            graceful_timeout=graceful,
+            logger=None,
+        )
+        self.engine = create_engine(
+            settings.database_url,
+            pool_size=settings.database_pool_size,
+            application_name=f"{settings.service_name}-consumer",
+        )
+        self.relay_engine = create_engine(
+            settings.relay_database_url, pool_size=2, application_name=f"{settings.service_name}-relay"
+        )
+        self.publisher = ConfirmedPublisher(self.broker)
+        self.processor = MessageProcessor(
+            self.engine,
+            self.handlers,
+            contracts.registry,
+            definition.mappings,
+            ProcessorConfig(
+                context=settings.context,
+                source=settings.source,
+                transient_attempts=settings.transient_attempts,
+                crash_at=settings.crash_at,
+            ),
+        )
+        self.failures = FailureRouter(self.publisher, self.topology)
+        self.relay = OutboxRelay(
+            self.relay_engine,
+            self.publisher,
+            batch_size=settings.relay_batch_size,
+            poll_interval=parse_duration(settings.relay_poll_interval),
+        )
+        self._relay_task: asyncio.Task[None] | None = None
+        self.broker.subscriber(
+            self.topology.inbox_queue(),
+            channel=Channel(prefetch_count=settings.prefetch),
+            ack_policy=AckPolicy.MANUAL,
+            decoder=_raw_body,  # the processor decodes, so bad JSON reaches it and is dead-lettered
+            title=f"{settings.service_name} inbox",
+        )(self.on_delivery)
+
+    async def on_delivery(self, message: RabbitMessage) -> None:
+        """Decide, act, and only then acknowledge."""
+        raw = message.raw_message
+        disposition = await self.processor.process(raw.body)
+        if disposition.outcome in (Outcome.RETRY, Outcome.DEAD):
+            try:
+                await self.failures.route(raw, disposition)
+            except Exception:
+                # Not acked: the broker redelivers it, and its delivery limit ends loops.
+                log.exception("could not route failed delivery; returning it to the inbox")
+                await message.nack(requeue=True)
+                return
+        await message.ack()
+        if disposition.publishes:
+            self.relay.wake()
+
+    async def start(self) -> None:
+        await self.broker.connect()
+        await declare_fleet(self.broker, history_retention=self.settings.history_retention)
+        await declare_service(self.broker, self.topology)
+        self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
+        await self.broker.start()
+        log.info("service started", inbox=self.topology.inbox, prefetch=self.settings.prefetch)
+
+    async def stop(self) -> None:
+        """Stop taking messages, let in-flight ones finish, then stop the relay."""
+        log.info("service stopping")
+        await self.broker.stop()
+        self.relay.stop()
+        if self._relay_task is not None:
+            await self._relay_task
+        await self.engine.dispose()
+        await self.relay_engine.dispose()
+        log.info("service stopped")
+
+
+async def _raw_body(message: Any) -> bytes:
+    return bytes(message.body)
+
+
+async def serve(definition: ServiceDefinition, settings: ServiceSettings) -> None:
+    runtime = ServiceRuntime(definition, settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await runtime.start()
+    await stop.wait()
+    await runtime.stop()
+
+
+def main(definition: ServiceDefinition, argv: list[str] | None = None) -> None:
+    """``python -m services.<name> [migrate]``."""
+    from shared_kernel.persistence.migrations import migrate
+
+    args = sys.argv[1:] if argv is None else argv
+    settings = definition.settings_type()
+    configure_logging(service=settings.service_name, level=settings.log_level, fmt=settings.log_format)
+    if args[:1] == ["migrate"]:
+        asyncio.run(migrate(settings, definition.migrations))
+    elif not args:
+        _run(serve(definition, settings))
+    else:
+        raise SystemExit(f"usage: python -m services.{settings.service_name} [migrate]")
+
+
+def _run(coroutine: Any) -> None:
+    try:
+        import uvloop
+
+        uvloop.run(coroutine)
+    except ImportError:
+        asyncio.run(coroutine)
