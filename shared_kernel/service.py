@@ -93,13 +93,14 @@ class ServiceRuntime:
             poll_interval=parse_duration(settings.relay_poll_interval),
         )
         self._relay_task: asyncio.Task[None] | None = None
-        self.broker.subscriber(
+        self._subscriber = self.broker.subscriber(
             self.topology.inbox_queue(),
             channel=Channel(prefetch_count=settings.prefetch),
             ack_policy=AckPolicy.MANUAL,
             decoder=_raw_body,  # the processor decodes, so bad JSON reaches it and is dead-lettered
             title=f"{settings.service_name} inbox",
-        )(self.on_delivery)
+        )
+        self._subscriber(self.on_delivery)
 
     async def on_delivery(self, message: RabbitMessage) -> None:
         """Decide, act, and only then acknowledge."""
@@ -126,12 +127,17 @@ class ServiceRuntime:
         log.info("service started", inbox=self.topology.inbox, prefetch=self.settings.prefetch)
 
     async def stop(self) -> None:
-        """Stop taking messages, let in-flight ones finish, then stop the relay."""
+        """Stop taking messages, let in-flight ones finish, drain the outbox, disconnect.
+
+        Unacknowledged deliveries go back to the queue when the channel closes;
+        nothing was acknowledged before its commit, so nothing is lost.
+        """
         log.info("service stopping")
-        await self.broker.stop()
+        await self._subscriber.stop()  # waits for in-flight handlers (graceful timeout)
         self.relay.stop()
         if self._relay_task is not None:
             await self._relay_task
+        await self.broker.stop()
         await self.engine.dispose()
         await self.relay_engine.dispose()
         log.info("service stopped")

@@ -63,12 +63,19 @@ class AggregateStore:
         self._tenant_id = tenant_id
 
     async def find_all(self, mapping: AggregateMapping, limit: int | None = None, **where: Any) -> list[Any]:
+        """Aggregates matching ``where``, locked until the transaction ends.
+
+        The lock makes concurrent messages for one aggregate wait for each
+        other instead of failing on the version check (which stays, as the
+        guard against anyone who did not lock).
+        """
         table = mapping.table
         query = select(table.c.state, table.c.version).where(table.c.tenant_id == self._tenant_id)
         for column, value in where.items():
             query = query.where(table.c[column] == value)
         if limit is not None:
             query = query.limit(limit)
+        query = query.with_for_update()
         rows = (await self._connection.execute(query)).all()
         return [self._hydrate(mapping, state, version) for state, version in rows]
 

@@ -1,0 +1,156 @@
+"""The outcome table of the brief, section 4, against the real broker and database."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import orjson
+import pytest
+
+from contracts import source_control as c
+from shared_kernel.service import ServiceRuntime
+from tests.support.bus import Bus
+from tests.support.scenario import Scenario, unique
+
+pytestmark = pytest.mark.integration
+
+DLQ = "source_control.dlq"
+
+
+async def _dead_letter(bus: Bus, message_id: str | None = None, *, body: bytes | None = None, timeout: float = 20.0):
+    """The dead letter of one message, by message id or body (others are taken off too)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        for message in await bus.drain_queue(DLQ, expect=1, timeout=timeout):
+            if (message_id and message.message_id == message_id) or (body is not None and message.body == body):
+                return message
+    raise AssertionError(f"no dead letter for {message_id or body!r}")
+
+
+async def test_the_same_command_twice_changes_state_once_and_emits_once(
+    source_control: ServiceRuntime, bus: Bus
+) -> None:
+    scenario = Scenario(bus, source_control.settings)
+    repository_id, _ = await scenario.provision()
+    envelope = scenario.envelope(
+        c.ChangeRepositorySetting(repository_id=repository_id, key="retention", value="30d", changed_by="alice")
+    )
+    await bus.send(envelope)
+    await bus.send(envelope)
+    await scenario.wait("RepositorySettingChanged", repositoryId=repository_id)
+    # A later command on the same queue proves both copies were consumed.
+    await scenario.send(c.ChangeRepositorySetting(repository_id=repository_id, key="x", value="1", changed_by="alice"))
+    await scenario.wait("RepositorySettingChanged", repositoryId=repository_id, key="x")
+    assert len(scenario.seen("RepositorySettingChanged", key="retention")) == 1
+    repository = await scenario.state_of("repositories", repository_id)
+    assert repository is not None
+    assert repository["version"] == 3  # provisioned, retention, x
+    inbox = await scenario.rows(
+        "SELECT outcome FROM inbox WHERE tenant_id = $1 AND event_id = $2", scenario.tenant_id, envelope.event_id
+    )
+    assert [row["outcome"] for row in inbox] == ["done"]
+
+
+@pytest.mark.parametrize(
+    ("case", "expected_type", "reason_part"),
+    [
+        ("undecodable", "InvalidEnvelope", "not JSON"),
+        ("missing-fields", "InvalidEnvelope", "tenantId"),
+        ("unknown-type", "UnknownMessage", "NoSuchCommand"),
+        ("wrong-schema", "InvalidPayload", "provider"),
+        ("unsupported-version", "UnknownMessage", "v7"),
+    ],
+)
+async def test_invalid_input_is_dead_lettered_at_once_with_the_reason(
+    source_control: ServiceRuntime, bus: Bus, case: str, expected_type: str, reason_part: str
+) -> None:
+    scenario = Scenario(bus, source_control.settings)
+    good = scenario.envelope(
+        c.ProvisionRepository(
+            repository_id=unique("repo"), name=unique("n"), kind="source", provider="GitHub", requested_by="alice"
+        )
+    )
+    wire = orjson.loads(good.to_json())
+    if case == "undecodable":
+        body = b"{this is not json"
+    elif case == "missing-fields":
+        del wire["tenantId"], wire["traceId"]
+        body = orjson.dumps(wire)
+    elif case == "unknown-type":
+        wire["eventType"] = "NoSuchCommand"
+        body = orjson.dumps(wire)
+    elif case == "wrong-schema":
+        wire["payload"]["provider"] = "Subversion"
+        wire["payload"]["unexpected"] = True
+        body = orjson.dumps(wire)
+    else:
+        wire["schemaVersion"] = 7
+        body = orjson.dumps(wire)
+    await bus.publish_raw(body, "devops.commands", "source-control.provision-repository.v1", good.amqp_properties())
+
+    dead = await _dead_letter(bus, body=body)
+    headers = dead.headers
+    assert headers["x-exception-type"] == expected_type
+    assert reason_part in headers["x-exception-message"]
+    assert headers["x-failure-outcome"] == "invalid"
+    assert headers["x-service"] == "source_control"
+    assert headers["x-attempts"] == 1
+    assert headers["x-original-routing-key"] == "source-control.provision-repository.v1"
+    assert headers["x-first-failure-at"] and headers["x-last-failure-at"]
+    assert dead.body == body  # the original, untouched
+    # The consumer keeps running.
+    repository_id, _ = await scenario.provision()
+    assert repository_id
+
+
+async def test_too_early_is_retried_later_and_then_processed(source_control: ServiceRuntime, bus: Bus) -> None:
+    scenario = Scenario(bus, source_control.settings)
+    repository_id = unique("repo")
+    branch_id = unique("br")
+    early = await scenario.send(
+        c.CreateBranch(
+            branch_id=branch_id, repository_id=repository_id, name="feature/early", from_branch="main", created_by="a"
+        )
+    )
+    await asyncio.sleep(0.3)  # the branch arrives before its repository
+    assert await scenario.state_of("branches", branch_id) is None
+    await scenario.provision(repository_id=repository_id)
+    (created,) = await scenario.wait("BranchCreated", branchId=branch_id, timeout=20)
+    assert created.envelope["causationId"] == early.event_id
+    assert created.properties.headers["x-causation-id"] == early.event_id
+
+
+async def test_a_terminated_database_connection_is_retried_and_the_message_processed(
+    source_control: ServiceRuntime, bus: Bus
+) -> None:
+    scenario = Scenario(bus, source_control.settings)
+    repository_id, _ = await scenario.provision()  # the pool now holds live connections
+    admin = await asyncpg.connect(
+        host=source_control.settings.postgres_host,
+        port=source_control.settings.postgres_port,
+        user=source_control.settings.postgres_admin_user,
+        database="postgres",
+    )
+    try:
+        terminated = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE application_name = 'source_control-consumer'"
+        )
+    finally:
+        await admin.close()
+    assert terminated >= 1
+    await scenario.send(c.ChangeRepositorySetting(repository_id=repository_id, key="k", value="v", changed_by="a"))
+    await scenario.wait("RepositorySettingChanged", repositoryId=repository_id, key="k")
+    repository = await scenario.state_of("repositories", repository_id)
+    assert repository is not None
+    assert repository["state"]["settings"] == [{"key": "k", "value": "v"}]
+
+
+async def test_a_message_no_queue_takes_is_kept_in_the_unroutable_queue(
+    source_control: ServiceRuntime, bus: Bus
+) -> None:
+    body = orjson.dumps({"marker": unique("unroutable")})
+    await bus.publish_raw(body, "devops.commands", "nobody.listens-here.v1")
+    (kept,) = [m for m in await bus.drain_queue("devops.unroutable", expect=1) if m.body == body]
+    assert kept.routing_key == "nobody.listens-here.v1"
