@@ -18,7 +18,7 @@ from typing import Any
 
 from faststream import AckPolicy
 from faststream.rabbit import Channel, RabbitBroker
-from faststream.rabbit.annotations import RabbitMessage
+from faststream.rabbit.message import RabbitMessage
 
 import contracts
 from shared_kernel.domain import AggregateRoot
@@ -30,7 +30,7 @@ from shared_kernel.messaging.processor import MessageProcessor, Outcome, Process
 from shared_kernel.messaging.publisher import ConfirmedPublisher
 from shared_kernel.messaging.relay import OutboxRelay
 from shared_kernel.messaging.topology import ServiceTopology, bindings_for, declare_fleet, declare_service
-from shared_kernel.persistence.database import create_engine
+from shared_kernel.persistence.database import Database
 from shared_kernel.persistence.store import AggregateMapping
 from shared_kernel.settings import ServiceSettings
 
@@ -63,18 +63,19 @@ class ServiceRuntime:
             app_id=settings.source,
             graceful_timeout=graceful,
             logger=None,
+            apply_types=False,  # the handler takes the message itself: no per-message injection
         )
-        self.engine = create_engine(
+        self.database = Database(
             settings.database_url,
-            pool_size=settings.database_pool_size,
+            size=settings.database_pool_size,
             application_name=f"{settings.service_name}-consumer",
         )
-        self.relay_engine = create_engine(
-            settings.relay_database_url, pool_size=2, application_name=f"{settings.service_name}-relay"
+        self.relay_database = Database(
+            settings.relay_database_url, size=2, application_name=f"{settings.service_name}-relay"
         )
         self.publisher = ConfirmedPublisher(self.broker)
         self.processor = MessageProcessor(
-            self.engine,
+            self.database,
             self.handlers,
             contracts.registry,
             definition.mappings,
@@ -87,7 +88,7 @@ class ServiceRuntime:
         )
         self.failures = FailureRouter(self.publisher, self.topology)
         self.relay = OutboxRelay(
-            self.relay_engine,
+            self.relay_database,
             self.publisher,
             batch_size=settings.relay_batch_size,
             poll_interval=parse_duration(settings.relay_poll_interval),
@@ -97,7 +98,7 @@ class ServiceRuntime:
             self.topology.inbox_queue(),
             channel=Channel(prefetch_count=settings.prefetch),
             ack_policy=AckPolicy.MANUAL,
-            decoder=_raw_body,  # the processor decodes, so bad JSON reaches it and is dead-lettered
+            decoder=_undecoded,  # the processor decodes, so bad JSON reaches it and is dead-lettered
             title=f"{settings.service_name} inbox",
         )
         self._subscriber(self.on_delivery)
@@ -119,6 +120,8 @@ class ServiceRuntime:
             self.relay.wake()
 
     async def start(self) -> None:
+        await self.database.open()
+        await self.relay_database.open()
         await self.broker.connect()
         await declare_fleet(self.broker, history_retention=self.settings.history_retention)
         await declare_service(self.broker, self.topology)
@@ -138,13 +141,13 @@ class ServiceRuntime:
         if self._relay_task is not None:
             await self._relay_task
         await self.broker.stop()
-        await self.engine.dispose()
-        await self.relay_engine.dispose()
+        await self.database.close()
+        await self.relay_database.close()
         log.info("service stopped")
 
 
-async def _raw_body(message: Any) -> bytes:
-    return bytes(message.body)
+async def _undecoded(message: RabbitMessage) -> RabbitMessage:
+    return message
 
 
 async def serve(definition: ServiceDefinition, settings: ServiceSettings) -> None:

@@ -24,9 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 
+import asyncpg
 from pydantic import ValidationError
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from contracts.common import CommandRejected
@@ -42,17 +41,12 @@ from shared_kernel.envelope import Envelope, InvalidEnvelope, describe_validatio
 from shared_kernel.logging import bound, get_logger
 from shared_kernel.messaging.faults import is_transient
 from shared_kernel.messaging.handlers import Handler, HandlerRegistry, Message
-from shared_kernel.persistence.database import tenant_transaction
-from shared_kernel.persistence.inbox_outbox import record_in_inbox
+from shared_kernel.persistence.database import Database
+from shared_kernel.persistence.inbox_outbox import record_in_inbox, set_inbox_outcome
 from shared_kernel.persistence.store import AggregateMapping
 from shared_kernel.persistence.unit_of_work import UnitOfWork
 
 log = get_logger(__name__)
-
-_MARK_STALE = text(
-    "UPDATE inbox SET outcome = 'stale' WHERE tenant_id = :tenant_id AND event_id = :event_id"
-)
-
 
 class Outcome(StrEnum):
     DONE = "done"
@@ -90,13 +84,13 @@ class ProcessorConfig:
 class MessageProcessor:
     def __init__(
         self,
-        engine: AsyncEngine,
+        database: Database,
         handlers: HandlerRegistry,
         contracts: ContractRegistry,
         mappings: Mapping[type[AggregateRoot], AggregateMapping],
         config: ProcessorConfig,
     ) -> None:
-        self._engine = engine
+        self._database = database
         self._handlers = handlers
         self._contracts = contracts
         self._mappings = mappings
@@ -148,7 +142,7 @@ class MessageProcessor:
         raise AssertionError("unreachable: AsyncRetrying returns or raises")
 
     async def _apply(self, envelope: Envelope, payload: object, handler: Handler) -> Disposition:
-        async with tenant_transaction(self._engine, envelope.tenant_id) as connection:
+        async with self._database.tenant_transaction(envelope.tenant_id) as connection:
             if not await record_in_inbox(connection, envelope, Outcome.DONE):
                 log.info("duplicate delivery ignored")
                 return Disposition(Outcome.DUPLICATE)
@@ -156,20 +150,18 @@ class MessageProcessor:
             try:
                 await handler(Message(payload, envelope, uow, datetime.now(UTC)))
             except StaleMessage as stale:
-                await connection.execute(
-                    _MARK_STALE, {"tenant_id": envelope.tenant_id, "event_id": envelope.event_id}
-                )
+                await set_inbox_outcome(connection, envelope, Outcome.STALE)
                 log.info("stale message ignored", rule=stale.rule, reason=str(stale))
                 return Disposition(Outcome.STALE, stale.rule, str(stale))
             events = await uow.flush()
             self._crash_if("before_commit")
         self._crash_if("after_commit")
-        log.info("message processed", events=events)
+        log.debug("message processed", events=events)
         return Disposition(Outcome.DONE)
 
     async def _refuse(self, envelope: Envelope, rule: RuleViolation) -> Disposition:
         """Commit the refusal (inbox, CommandRejected, audit) and nothing else."""
-        async with tenant_transaction(self._engine, envelope.tenant_id) as connection:
+        async with self._database.tenant_transaction(envelope.tenant_id) as connection:
             if not await record_in_inbox(connection, envelope, f"refused:{rule.rule}"):
                 return Disposition(Outcome.DUPLICATE)
             uow = self._unit_of_work(connection, envelope)
@@ -193,9 +185,9 @@ class MessageProcessor:
         log.info("rule refused", rule=rule.rule, reason=str(rule))
         return Disposition(Outcome.REFUSED, rule.rule, str(rule))
 
-    def _unit_of_work(self, connection: object, envelope: Envelope) -> UnitOfWork:
+    def _unit_of_work(self, connection: asyncpg.Connection, envelope: Envelope) -> UnitOfWork:
         return UnitOfWork(
-            connection,  # type: ignore[arg-type]
+            connection,
             cause=envelope,
             mappings=self._mappings,
             contracts=self._contracts,

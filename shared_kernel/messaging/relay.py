@@ -13,10 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared_kernel.logging import get_logger
 from shared_kernel.messaging.publisher import ConfirmedPublisher
+from shared_kernel.persistence.database import Database
 from shared_kernel.persistence.inbox_outbox import claim_due, delete_sent
 
 log = get_logger(__name__)
@@ -25,13 +25,13 @@ log = get_logger(__name__)
 class OutboxRelay:
     def __init__(
         self,
-        engine: AsyncEngine,
+        database: Database,
         publisher: ConfirmedPublisher,
         *,
         batch_size: int,
         poll_interval: float,
     ) -> None:
-        self._engine = engine
+        self._database = database
         self._publisher = publisher
         self._batch_size = batch_size
         self._poll_interval = poll_interval
@@ -71,7 +71,7 @@ class OutboxRelay:
                 return total
 
     async def _publish_batch(self) -> int:
-        async with self._engine.begin() as connection:
+        async with self._database.transaction() as connection:
             claimed = await claim_due(connection, self._batch_size)
             if not claimed:
                 return 0

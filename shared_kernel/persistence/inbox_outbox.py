@@ -7,45 +7,60 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, text
-from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.ext.asyncio import AsyncConnection
+import asyncpg
+from sqlalchemy import MetaData, bindparam, func, select
+from sqlalchemy.dialects.postgresql import insert
 
 from shared_kernel.envelope import Envelope
+from shared_kernel.persistence.statements import compile_statement
+from shared_kernel.persistence.tables import messaging_tables
 
-_RECORD_INBOX = text(
-    "INSERT INTO inbox (tenant_id, event_id, event_type, outcome) "
-    "VALUES (:tenant_id, :event_id, :event_type, :outcome) "
-    "ON CONFLICT DO NOTHING RETURNING 1"
+_inbox, _outbox = messaging_tables(MetaData())
+
+_RECORD_INBOX = compile_statement(
+    insert(_inbox)
+    .values({name: bindparam(name) for name in ("tenant_id", "event_id", "event_type", "outcome")})
+    .on_conflict_do_nothing()
+    .returning(_inbox.c.event_id)
 )
-
-_INSERT_OUTBOX = text(
-    "INSERT INTO outbox (tenant_id, exchange, routing_key, message_id, properties, body, due_at) "
-    "VALUES (:tenant_id, :exchange, :routing_key, :message_id, :properties, :body, "
-    "coalesce(:due_at, now()))"
-).bindparams(bindparam("properties", type_=JSONB))
-
-_CLAIM_DUE = text(
-    "SELECT id, exchange, routing_key, properties, body FROM outbox "
-    "WHERE due_at <= now() ORDER BY id LIMIT :limit FOR UPDATE SKIP LOCKED"
+_SET_OUTCOME = compile_statement(
+    _inbox.update()
+    .where(_inbox.c.tenant_id == bindparam("tenant_id"), _inbox.c.event_id == bindparam("event_id"))
+    .values(outcome=bindparam("outcome"))
 )
-_DELETE_SENT = text("DELETE FROM outbox WHERE id = ANY(:ids)")
-
-
-async def record_in_inbox(
-    connection: AsyncConnection, envelope: Envelope, outcome: str
-) -> bool:
-    """Record the message as processed; False when it was already (a duplicate)."""
-    result = await connection.execute(
-        _RECORD_INBOX,
+_OUTBOX_COLUMNS = ("tenant_id", "exchange", "routing_key", "message_id", "properties", "body")
+_INSERT_OUTBOX = compile_statement(
+    insert(_outbox).values(
         {
-            "tenant_id": envelope.tenant_id,
-            "event_id": envelope.event_id,
-            "event_type": envelope.event_type,
-            "outcome": outcome,
-        },
-    )
-    return result.first() is not None
+            **{name: bindparam(name) for name in _OUTBOX_COLUMNS},
+            "due_at": func.coalesce(bindparam("due_at", type_=_outbox.c.due_at.type), func.now()),
+        }
+    ).inline()  # no RETURNING: nothing reads the new ids
+)
+_CLAIM_DUE = compile_statement(
+    select(_outbox.c.id, _outbox.c.exchange, _outbox.c.routing_key, _outbox.c.properties, _outbox.c.body)
+    .where(_outbox.c.due_at <= func.now())
+    .order_by(_outbox.c.id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)
+)
+_DELETE_SENT = compile_statement(_outbox.delete().where(_outbox.c.id == func.any(bindparam("ids"))))
+
+
+async def record_in_inbox(connection: asyncpg.Connection, envelope: Envelope, outcome: str) -> bool:
+    """Record the message as processed; False when it was already (a duplicate)."""
+    values = {
+        "tenant_id": envelope.tenant_id,
+        "event_id": envelope.event_id,
+        "event_type": envelope.event_type,
+        "outcome": outcome,
+    }
+    return await connection.fetchval(_RECORD_INBOX.sql, *_RECORD_INBOX.args(values)) is not None
+
+
+async def set_inbox_outcome(connection: asyncpg.Connection, envelope: Envelope, outcome: str) -> None:
+    values = {"tenant_id": envelope.tenant_id, "event_id": envelope.event_id, "outcome": outcome}
+    await connection.execute(_SET_OUTCOME.sql, *_SET_OUTCOME.args(values))
 
 
 @dataclass(frozen=True)
@@ -75,24 +90,12 @@ class OutboxMessage:
         )
 
 
-async def write_outbox(connection: AsyncConnection, messages: Sequence[OutboxMessage]) -> None:
-    if not messages:
-        return
-    await connection.execute(
-        _INSERT_OUTBOX,
-        [
-            {
-                "tenant_id": m.tenant_id,
-                "exchange": m.exchange,
-                "routing_key": m.routing_key,
-                "message_id": m.message_id,
-                "properties": m.properties,
-                "body": m.body,
-                "due_at": m.due_at,
-            }
-            for m in messages
-        ],
-    )
+async def write_outbox(connection: asyncpg.Connection, messages: Sequence[OutboxMessage]) -> None:
+    rows = [_INSERT_OUTBOX.args(vars(message)) for message in messages]
+    if len(rows) == 1:
+        await connection.execute(_INSERT_OUTBOX.sql, *rows[0])
+    elif rows:
+        await connection.executemany(_INSERT_OUTBOX.sql, rows)
 
 
 @dataclass(frozen=True)
@@ -104,11 +107,11 @@ class ClaimedMessage:
     body: bytes
 
 
-async def claim_due(connection: AsyncConnection, limit: int) -> list[ClaimedMessage]:
+async def claim_due(connection: asyncpg.Connection, limit: int) -> list[ClaimedMessage]:
     """Lock due rows in id order; rows another relay holds are skipped."""
-    rows = await connection.execute(_CLAIM_DUE, {"limit": limit})
+    rows = await connection.fetch(_CLAIM_DUE.sql, *_CLAIM_DUE.args({"limit": limit}))
     return [ClaimedMessage(*row) for row in rows]
 
 
-async def delete_sent(connection: AsyncConnection, ids: Sequence[int]) -> None:
-    await connection.execute(_DELETE_SENT, {"ids": list(ids)})
+async def delete_sent(connection: asyncpg.Connection, ids: Sequence[int]) -> None:
+    await connection.execute(_DELETE_SENT.sql, *_DELETE_SENT.args({"ids": list(ids)}))

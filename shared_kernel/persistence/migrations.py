@@ -15,23 +15,16 @@ from pathlib import Path
 import asyncpg
 from alembic import command
 from alembic.config import Config
-from sqlalchemy.engine import make_url
 
 from shared_kernel.logging import get_logger
+from shared_kernel.persistence.database import asyncpg_dsn
 from shared_kernel.settings import ServiceSettings
 
 log = get_logger(__name__)
 
 
-def _asyncpg_dsn(url: str, database: str | None = None) -> str:
-    parsed = make_url(url).set(drivername="postgresql")
-    if database is not None:
-        parsed = parsed.set(database=database)
-    return parsed.render_as_string(hide_password=False)
-
-
 async def ensure_database_and_roles(settings: ServiceSettings) -> None:
-    connection = await asyncpg.connect(_asyncpg_dsn(settings.admin_database_url, "postgres"))
+    connection = await asyncpg.connect(asyncpg_dsn(settings.admin_database_url, "postgres"))
     try:
         exists = await connection.fetchval(
             "SELECT 1 FROM pg_database WHERE datname = $1", settings.database_name

@@ -10,15 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, TypeVar
 
-from sqlalchemy import Table, func, select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
+import asyncpg
+from sqlalchemy import Table, bindparam, func, select
 
 from shared_kernel.domain import AggregateRoot, RuleViolation
+from shared_kernel.persistence.statements import Compiled, compile_statement
 
 A = TypeVar("A", bound=AggregateRoot)
+
+_KEY = ("tenant_id", "id")
+_IMMUTABLE = (*_KEY, "created_at", "created_by")
 
 
 class ConcurrencyConflict(Exception):
@@ -27,7 +31,7 @@ class ConcurrencyConflict(Exception):
 
 @dataclass(frozen=True)
 class AggregateMapping:
-    """Where and how one aggregate type is stored."""
+    """Where and how one aggregate type is stored, and its compiled statements."""
 
     aggregate: type[AggregateRoot]
     table: Table
@@ -50,34 +54,81 @@ class AggregateMapping:
             "version": aggregate.version,
         }
 
+    @cached_property
+    def _row_columns(self) -> tuple[str, ...]:
+        return tuple(column.name for column in self.table.columns)
+
+    @cached_property
+    def insert_statement(self) -> Compiled:
+        return compile_statement(self.table.insert().values({c: bindparam(c) for c in self._row_columns}))
+
+    @cached_property
+    def update_statement(self) -> Compiled:
+        table = self.table
+        return compile_statement(
+            table.update()
+            .where(
+                table.c.tenant_id == bindparam("tenant_id"),
+                table.c.id == bindparam("id"),
+                table.c.version == bindparam("expected_version"),
+            )
+            .values({c: bindparam(c) for c in self._row_columns if c not in _IMMUTABLE})
+        )
+
+    def select_statement(self, where: tuple[str, ...], *, limit: bool) -> Compiled:
+        return _select_statement(self, where, limit)
+
+    def max_statement(self, column: str, where: tuple[str, ...]) -> Compiled:
+        return _max_statement(self, column, where)
+
+
+_statement_cache: dict[tuple[Any, ...], Compiled] = {}
+
+
+def _select_statement(mapping: AggregateMapping, where: tuple[str, ...], limit: bool) -> Compiled:
+    key = ("select", mapping.table.name, where, limit)
+    if key not in _statement_cache:
+        table = mapping.table
+        query = select(table.c.state, table.c.version).where(table.c.tenant_id == bindparam("tenant_id"))
+        for column in where:
+            query = query.where(table.c[column] == bindparam(column))
+        if limit:
+            query = query.limit(bindparam("limit"))
+        # The lock makes concurrent messages for one aggregate wait for each other
+        # instead of failing on the version check (which stays, as the guard).
+        _statement_cache[key] = compile_statement(query.with_for_update())
+    return _statement_cache[key]
+
+
+def _max_statement(mapping: AggregateMapping, column: str, where: tuple[str, ...]) -> Compiled:
+    key = ("max", mapping.table.name, column, where)
+    if key not in _statement_cache:
+        table = mapping.table
+        query = select(func.max(table.c[column])).where(table.c.tenant_id == bindparam("tenant_id"))
+        for name in where:
+            query = query.where(table.c[name] == bindparam(name))
+        _statement_cache[key] = compile_statement(query)
+    return _statement_cache[key]
+
 
 class AggregateStore:
     """Reads and writes aggregates of any mapped type on one connection.
 
-    A failed write leaves the transaction aborted; the runtime rolls it back
-    and records the outcome in a fresh one, so no savepoints are needed.
+    Loaded rows are locked until the transaction ends. A failed write leaves
+    the transaction aborted; the runtime rolls it back and records the
+    outcome in a fresh one, so no savepoints are needed.
     """
 
-    def __init__(self, connection: AsyncConnection, tenant_id: str) -> None:
+    def __init__(self, connection: asyncpg.Connection, tenant_id: str) -> None:
         self._connection = connection
         self._tenant_id = tenant_id
 
     async def find_all(self, mapping: AggregateMapping, limit: int | None = None, **where: Any) -> list[Any]:
-        """Aggregates matching ``where``, locked until the transaction ends.
-
-        The lock makes concurrent messages for one aggregate wait for each
-        other instead of failing on the version check (which stays, as the
-        guard against anyone who did not lock).
-        """
-        table = mapping.table
-        query = select(table.c.state, table.c.version).where(table.c.tenant_id == self._tenant_id)
-        for column, value in where.items():
-            query = query.where(table.c[column] == value)
-        if limit is not None:
-            query = query.limit(limit)
-        query = query.with_for_update()
-        rows = (await self._connection.execute(query)).all()
-        return [self._hydrate(mapping, state, version) for state, version in rows]
+        statement = mapping.select_statement(tuple(sorted(where)), limit=limit is not None)
+        rows = await self._connection.fetch(
+            statement.sql, *statement.args({**where, "tenant_id": self._tenant_id, "limit": limit})
+        )
+        return [self._hydrate(mapping, row["state"], row["version"]) for row in rows]
 
     async def find(self, mapping: AggregateMapping, **where: Any) -> Any | None:
         found = await self.find_all(mapping, limit=2, **where)
@@ -86,39 +137,32 @@ class AggregateStore:
         return found[0] if found else None
 
     async def max_value(self, mapping: AggregateMapping, column: str, **where: Any) -> Any | None:
-        table = mapping.table
-        query = select(func.max(table.c[column])).where(table.c.tenant_id == self._tenant_id)
-        for name, value in where.items():
-            query = query.where(table.c[name] == value)
-        return (await self._connection.execute(query)).scalar()
+        statement = mapping.max_statement(column, tuple(sorted(where)))
+        return await self._connection.fetchval(
+            statement.sql, *statement.args({**where, "tenant_id": self._tenant_id})
+        )
 
     async def insert(self, mapping: AggregateMapping, aggregate: AggregateRoot) -> None:
         aggregate.version = 1
+        statement = mapping.insert_statement
         try:
-            await self._connection.execute(mapping.table.insert().values(mapping.row(aggregate)))
-        except IntegrityError as error:
+            await self._connection.execute(statement.sql, *statement.args(mapping.row(aggregate)))
+        except asyncpg.UniqueViolationError as error:
             aggregate.version = 0
             raise self._rule_for(mapping, aggregate, error) from error
 
     async def update(self, mapping: AggregateMapping, aggregate: AggregateRoot) -> None:
         loaded = aggregate.version
         aggregate.version = loaded + 1
-        table = mapping.table
-        row = mapping.row(aggregate)
-        del row["tenant_id"], row["id"], row["created_at"], row["created_by"]
-        statement = (
-            table.update()
-            .where(table.c.tenant_id == aggregate.tenant_id)
-            .where(table.c.id == aggregate.aggregate_id)
-            .where(table.c.version == loaded)
-            .values(row)
-        )
+        statement = mapping.update_statement
         try:
-            result = await self._connection.execute(statement)
-        except IntegrityError as error:
+            status = await self._connection.execute(
+                statement.sql, *statement.args({**mapping.row(aggregate), "expected_version": loaded})
+            )
+        except asyncpg.UniqueViolationError as error:
             aggregate.version = loaded
             raise self._rule_for(mapping, aggregate, error) from error
-        if result.rowcount != 1:
+        if status != "UPDATE 1":
             aggregate.version = loaded
             raise ConcurrencyConflict(
                 f"{mapping.aggregate.aggregate_type} {aggregate.aggregate_id} changed since version {loaded}"
@@ -131,7 +175,8 @@ class AggregateStore:
         return aggregate
 
     @staticmethod
-    def _rule_for(mapping: AggregateMapping, aggregate: AggregateRoot, error: IntegrityError) -> Exception:
-        constraint = getattr(getattr(error.orig, "__cause__", None), "constraint_name", None)
-        rule = mapping.unique_rules.get(constraint or "")
+    def _rule_for(
+        mapping: AggregateMapping, aggregate: AggregateRoot, error: asyncpg.UniqueViolationError
+    ) -> Exception:
+        rule = mapping.unique_rules.get(error.constraint_name or "")
         return rule(aggregate) if rule else error

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+import asyncpg
 
 from contracts.base import Payload
 from contracts.common import AuditRecord
@@ -28,7 +28,7 @@ A = TypeVar("A", bound=AggregateRoot)
 class UnitOfWork:
     def __init__(
         self,
-        connection: AsyncConnection,
+        connection: asyncpg.Connection,
         *,
         cause: Envelope,
         mappings: Mapping[type[AggregateRoot], AggregateMapping],

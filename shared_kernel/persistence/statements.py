@@ -1,0 +1,33 @@
+"""SQLAlchemy Core statements compiled once for asyncpg.
+
+The schema and the statements are SQLAlchemy's (one source of truth with
+the migrations); the per-message path executes the compiled SQL on asyncpg
+directly, so no statement is built or compiled per message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
+from sqlalchemy.sql import ClauseElement
+
+_DIALECT = asyncpg_dialect.dialect()
+
+
+@dataclass(frozen=True)
+class Compiled:
+    """SQL with ``$n`` placeholders and the bind names in placeholder order."""
+
+    sql: str
+    names: tuple[str, ...]
+
+    def args(self, values: Mapping[str, Any]) -> list[Any]:
+        return [values[name] for name in self.names]
+
+
+def compile_statement(statement: ClauseElement) -> Compiled:
+    compiled = statement.compile(dialect=_DIALECT)
+    return Compiled(str(compiled), tuple(compiled.positiontup or ()))

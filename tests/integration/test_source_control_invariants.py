@@ -1,0 +1,557 @@
+"""Every invariant of Repository, Branch, Commit and PullRequest, broken through the broker.
+
+Each refusal test sends the command that breaks one rule and checks two
+things: the rule is named (a CommandRejected on devops.events, an AuditRecord
+on devops.audit, the inbox row's outcome) and no aggregate state changed (the
+rows with their versions, and the Git branch heads on disk). A command that
+arrives before what it needs is not refused but retried, then dead-lettered
+with the reason; a check reported after its pull request closed is stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aio_pika.abc import AbstractIncomingMessage
+from dulwich.repo import Repo
+
+from contracts import source_control as c
+from contracts.base import Payload
+from contracts.registry import AUDIT_EXCHANGE, EVENTS_EXCHANGE
+from services.source_control.handlers import default_branch_id
+from services.source_control.settings import SourceControlSettings
+from shared_kernel.envelope import Envelope
+from shared_kernel.service import ServiceRuntime
+from tests.support.bus import Bus, Captured
+from tests.support.scenario import Scenario, unique
+
+pytestmark = pytest.mark.integration
+
+MAIN = "main"
+FEATURE = "feature/skeleton"
+AUTHOR = "agent-1"  # opens the pull requests (Scenario.open_pull_request) and authors commits
+REVIEWER = "bob"
+
+Row = tuple[str, str]  # (table, aggregate id)
+
+
+# -- what a test looks at ------------------------------------------------------------------
+
+
+def git_path(scenario: Scenario, repository_id: str) -> Path:
+    return SourceControlSettings().git_root / scenario.tenant_id / f"{repository_id}.git"
+
+
+def git_head(scenario: Scenario, repository_id: str, branch: str) -> bytes | None:
+    """A branch head in the bare repository on disk (None: no such repository or branch)."""
+    path = git_path(scenario, repository_id)
+    if not path.exists():
+        return None
+    repo = Repo(str(path))
+    try:
+        return repo.refs[f"refs/heads/{branch}".encode()]
+    except KeyError:
+        return None
+    finally:
+        repo.close()
+
+
+@dataclass(frozen=True)
+class Watch:
+    """What a refused command must leave alone: rows, rows it must not create, branch heads."""
+
+    repository_id: str
+    rows: Sequence[Row] = ()
+    absent: Sequence[Row] = ()
+    heads: Sequence[str] = (MAIN,)
+
+    async def read(self, scenario: Scenario) -> dict[str, Any]:
+        seen = {f"{t}/{i}": await scenario.state_of(t, i) for t, i in [*self.rows, *self.absent]}
+        seen |= {f"refs/heads/{b}": git_head(scenario, self.repository_id, b) for b in self.heads}
+        return seen
+
+
+async def inbox_outcome(scenario: Scenario, command: Envelope, *, within: float = 10.0) -> str | None:
+    """The outcome in the command's inbox row once committed (None if none ``within`` seconds)."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        rows = await scenario.rows(
+            "SELECT outcome FROM inbox WHERE tenant_id = $1 AND event_id = $2",
+            scenario.tenant_id,
+            command.event_id,
+        )
+        if rows:
+            return str(rows[0]["outcome"])
+        if asyncio.get_running_loop().time() >= deadline:
+            return None
+        await asyncio.sleep(0.1)
+
+
+async def answer_to(scenario: Scenario, command: Envelope, *, within: float = 15.0) -> Captured:
+    """The first event (audit records aside) ``command`` caused: its refusal, or what it did."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        answers = [
+            m
+            for m in scenario.bus.capture.messages
+            if m.exchange == EVENTS_EXCHANGE and m.envelope.get("causationId") == command.event_id
+        ]
+        if answers:
+            return answers[0]
+        assert loop.time() < deadline, f"no answer to {command.event_type} {command.event_id} in {within}s"
+        await asyncio.sleep(0.05)
+
+
+async def assert_rule_named(scenario: Scenario, command: Envelope, rule: str) -> None:
+    """The refusal of ``command`` names ``rule``: in its CommandRejected, audit record and inbox row."""
+    answer = await answer_to(scenario, command)
+    assert answer.event_type == "CommandRejected", f"{command.event_type} was applied: {answer.event_type}"
+    rejection = await scenario.rejected(command)
+    assert (rejection.exchange, rejection.routing_key) == (
+        EVENTS_EXCHANGE,
+        "source-control.command-rejected.v1",
+    )
+    assert rejection.payload["commandId"] == command.event_id
+    assert rejection.payload["commandType"] == command.event_type
+    assert rejection.payload["rule"] == rule, rejection.payload["reason"]
+    assert rejection.envelope["correlationId"] == command.correlation_id
+    (audit,) = await scenario.wait("AuditRecord", subjectId=command.event_id)
+    assert (audit.exchange, audit.routing_key) == (AUDIT_EXCHANGE, "source-control.rule-refused")
+    assert audit.payload["outcome"] == "refused"
+    assert audit.payload["details"]["rule"] == rule
+    assert audit.envelope["correlationId"] == command.correlation_id
+    assert await inbox_outcome(scenario, command) == f"refused:{rule}"
+
+
+async def refuse(scenario: Scenario, payload: Payload, rule: str, watch: Watch) -> Envelope:
+    """Send a command breaking ``rule``: it is refused by name and nothing watched changes."""
+    before = await watch.read(scenario)
+    assert [before[f"{t}/{i}"] for t, i in watch.absent] == [None] * len(watch.absent)
+    command = await scenario.send(payload, correlation_id=unique("corr"))
+    await assert_rule_named(scenario, command, rule)
+    assert await watch.read(scenario) == before
+    return command
+
+
+async def dead_letter(bus: Bus, command: Envelope, *, within: float = 20.0) -> AbstractIncomingMessage:
+    """Take messages off the DLQ until the one carrying ``command`` turns up."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    while True:
+        (message,) = await bus.drain_queue(
+            "source_control.dlq", expect=1, timeout=max(deadline - loop.time(), 0.1)
+        )
+        if message.message_id == command.event_id:
+            return message
+
+
+# -- building blocks ------------------------------------------------------------------------
+
+
+async def caused(scenario: Scenario, command: Envelope, event_type: str) -> Captured:
+    """The ``event_type`` event ``command`` caused."""
+    (event,) = await scenario.bus.capture.wait_for(
+        event_type, where=lambda m: m.envelope.get("causationId") == command.event_id
+    )
+    return event
+
+
+async def repository_with_feature(scenario: Scenario, **provision: Any) -> tuple[str, Captured, Captured]:
+    """A repository, a feature branch off its default branch and one commit on that branch."""
+    repository_id, _ = await scenario.provision(**provision)
+    branch = await scenario.branch(repository_id, FEATURE)
+    commit = await scenario.commit(repository_id, FEATURE)
+    return repository_id, branch, commit
+
+
+async def open_pull_request(scenario: Scenario, **provision: Any) -> tuple[str, str, Captured]:
+    """An open pull request from the feature branch (one commit ahead) into main."""
+    repository_id, _, commit = await repository_with_feature(scenario, **provision)
+    return repository_id, await scenario.open_pull_request(repository_id, FEATURE), commit
+
+
+async def vote(scenario: Scenario, pull_request_id: str, reviewer: str, verdict: str = "Approved") -> None:
+    review = c.RecordPullRequestReview(pull_request_id=pull_request_id, reviewer=reviewer, vote=verdict)
+    await caused(scenario, await scenario.send(review), "PullRequestReviewRecorded")
+
+
+def check(
+    pull_request_id: str, status: str, commit_sha: str, name: str = "build"
+) -> c.RecordPullRequestCheck:
+    return c.RecordPullRequestCheck(
+        pull_request_id=pull_request_id,
+        name=name,
+        status=status,
+        commit_sha=commit_sha,
+        reported_by="svc-pipelines",
+    )
+
+
+async def report(scenario: Scenario, pull_request_id: str, status: str, commit_sha: str) -> None:
+    command = await scenario.send(check(pull_request_id, status, commit_sha))
+    await caused(scenario, command, "PullRequestCheckRecorded")
+
+
+# How a pull request is closed: the command, its fields and the event it causes when applied.
+CLOSE: dict[str, tuple[type[Payload], dict[str, str], str]] = {
+    "merge": (c.MergePullRequest, {"merged_by": REVIEWER}, "PullRequestMerged"),
+    "abandon": (c.AbandonPullRequest, {"abandoned_by": AUTHOR}, "PullRequestAbandoned"),
+}
+
+
+def close_command(action: str, pull_request_id: str) -> Payload:
+    contract, fields, _ = CLOSE[action]
+    return contract(pull_request_id=pull_request_id, **fields)
+
+
+async def closed_pull_request(scenario: Scenario, action: str) -> tuple[str, str, Captured]:
+    """An approved pull request, then merged or abandoned."""
+    repository_id, pull_request_id, commit = await open_pull_request(scenario)
+    await vote(scenario, pull_request_id, REVIEWER)
+    command = await scenario.send(close_command(action, pull_request_id))
+    await caused(scenario, command, CLOSE[action][2])
+    return repository_id, pull_request_id, commit
+
+
+def random_sha() -> str:
+    return secrets.token_hex(20)
+
+
+# -- Repository -----------------------------------------------------------------------------
+
+
+async def test_a_repository_name_is_unique_in_its_project(source_control: ServiceRuntime, bus: Bus) -> None:
+    scenario = Scenario(bus, source_control.settings)
+    taken, provisioned = await scenario.provision()
+    second = unique("repo")
+    command = c.ProvisionRepository(
+        repository_id=second,
+        name=provisioned.payload["name"],
+        kind="gitops",
+        provider="GitHub",
+        requested_by="carol",
+    )
+    watch = Watch(
+        taken,
+        rows=[("repositories", taken), ("branches", default_branch_id(taken, MAIN))],
+        absent=[("repositories", second), ("branches", default_branch_id(second, MAIN))],
+    )
+    await refuse(scenario, command, "DuplicateRepositoryName", watch)
+    assert not git_path(scenario, second).exists()  # refused before anything was written to Git
+
+
+@pytest.mark.parametrize(("provider", "requested"), [("AzureDevOps", "GitHub"), ("GitHub", "AzureDevOps")])
+async def test_a_repository_provider_cannot_change_after_provisioning(
+    source_control: ServiceRuntime, bus: Bus, provider: str, requested: str
+) -> None:
+    scenario = Scenario(bus, source_control.settings)
+    repository_id, provisioned = await scenario.provision(provider=provider)
+    again = c.ProvisionRepository(
+        repository_id=repository_id,
+        name=provisioned.payload["name"],
+        module_id="mod-orders",
+        kind="source",
+        provider=requested,
+        requested_by="alice",
+    )
+    watch = Watch(
+        repository_id,
+        rows=[("repositories", repository_id), ("branches", default_branch_id(repository_id, MAIN))],
+    )
+    await refuse(scenario, again, "ProviderImmutable", watch)
+
+
+async def test_a_commit_is_refused_while_the_default_branch_is_missing(
+    source_control: ServiceRuntime, bus: Bus
+) -> None:
+    # Provisioning always creates the default branch and no message deletes it (it is
+    # protected; DeleteBranch does not touch Git). The provider, Git's source of truth,
+    # can lose it though: remove the ref on disk, as an out-of-band deletion would.
+    scenario = Scenario(bus, source_control.settings)
+    repository_id, _, _ = await repository_with_feature(scenario)
+    repo = Repo(str(git_path(scenario, repository_id)))
+    try:
+        assert repo.refs.remove_if_equals(f"refs/heads/{MAIN}".encode(), None)
+    finally:
+        repo.close()
+    command = scenario.commit_command(repository_id, FEATURE)
+    watch = Watch(
+        repository_id,
+        rows=[("repositories", repository_id)],
+        absent=[("commits", command.commit_id)],
+        heads=[MAIN, FEATURE],
+    )
+    await refuse(scenario, command, "DefaultBranchMissing", watch)
+
+
+# -- Branch ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", [MAIN, FEATURE])
+async def test_a_branch_name_is_unique_in_its_repository(
+    source_control: ServiceRuntime, bus: Bus, name: str
+) -> None:
+    scenario = Scenario(bus, source_control.settings)
+    repository_id, feature, _ = await repository_with_feature(scenario)
+    existing = {MAIN: default_branch_id(repository_id, MAIN), FEATURE: feature.payload["branchId"]}[name]
+    command = c.CreateBranch(
+        branch_id=unique("br"), repository_id=repository_id, name=name, from_branch=MAIN, created_by=AUTHOR
+    )
+    watch = Watch(
+        repository_id,
+        rows=[("branches", existing)],
+        absent=[("branches", command.branch_id)],
+        heads=[MAIN, FEATURE],
+    )
+    await refuse(scenario, command, "DuplicateBranchName", watch)
+
+
+@pytest.mark.parametrize("branch", [MAIN, "release/1.0"])
+async def test_a_protected_branch_is_updated_only_through_a_pull_request(
+    source_control: ServiceRuntime, bus: Bus, branch: str
+) -> None:
+    scenario = Scenario(bus, source_control.settings)
+    repository_id, _ = await scenario.provision()
+    if branch != MAIN:
+        await scenario.branch(repository_id, branch, is_protected=True)
+    command = scenario.commit_command(repository_id, branch, authored_by=AUTHOR)  # not a bypass identity
+    watch = Watch(
+        repository_id,
+        rows=[("repositories", repository_id)],
+        absent=[("commits", command.commit_id)],
+        heads=[MAIN, branch],
+    )
+    await refuse(scenario, command, "ProtectedBranchRequiresPullRequest", watch)
+
+
+@pytest.mark.parametrize("base", ["unknown sha", "commit of another repository", "tree, not a commit"])
+async def test_a_branch_base_commit_must_exist(source_control: ServiceRuntime, bus: Bus, base: str) -> None:
+    scenario = Scenario(bus, source_control.settings)
+    repository_id, provisioned = await scenario.provision()
+    if base == "unknown sha":
+        sha = random_sha()
+    elif base == "commit of another repository":
+        _, other = await scenario.provision()
+        sha = other.payload["initialCommitSha"]
+    else:
+        repo = Repo(str(git_path(scenario, repository_id)))
+        try:
+            sha = repo[provisioned.payload["initialCommitSha"].encode()].tree.decode()
+        finally:
+            repo.close()
+    command = c.CreateBranch(
+        branch_id=unique("br"),
+        repository_id=repository_id,
+        name=FEATURE,
+        from_commit_sha=sha,
+        created_by=AUTHOR,
+    )
+    watch = Watch(repository_id, absent=[("branches", command.branch_id)], heads=[MAIN, FEATURE])
+    await refuse(scenario, command, "BaseCommitNotFound", watch)
+
+
+# -- Commit ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("request_fields", "rule"),
+    [
+        ({"message": ""}, "EmptyCommitMessage"),
+        ({"message": " \n\t"}, "EmptyCommitMessage"),
+        ({"file_changes": []}, "NoFileChanges"),
+        ({"artifact_id": None}, "MissingArtifactReference"),
+    ],
+    ids=["empty message", "blank message", "no file changes", "no artifactId"],
+)
+async def test_a_commit_request_must_be_complete(
+    source_control: ServiceRuntime, bus: Bus, request_fields: dict[str, Any], rule: str
+) -> None:
+    scenario = Scenario(bus, source_control.settings)
+    repository_id, feature, _ = await repository_with_feature(scenario)
+    command = scenario.commit_command(repository_id, FEATURE, **request_fields)
+    watch = Watch(
+        repository_id,
+        rows=[("branches", feature.payload["branchId"])],
+        absent=[("commits", command.commit_id)],
+        heads=[MAIN, FEATURE],
+    )
+    await refuse(scenario, command, rule, watch)
+
+
+async def test_a_commit_sha_cannot_change_once_committed(source_control: ServiceRuntime, bus: Bus) -> None:
+    scenario = Scenario(bus, source_control.settings)
+    repository_id, _, committed = await repository_with_feature(scenario)
+    commit_id = committed.payload["commitId"]
+    reuse = scenario.commit_command(
+        repository_id,
+        FEATURE,
+        commit_id=commit_id,
+        message="Regenerate the skeleton",
+        file_changes=[{"path": "src/Other.cs", "operation": "Add", "content": "// other\n"}],
+    )
+    watch = Watch(repository_id, rows=[("commits", commit_id)], heads=[MAIN, FEATURE])
+    await refuse(scenario, reuse, "CommitShaImmutable", watch)
+    assert (await scenario.state_of("commits", commit_id) or {})["state"]["sha"] == committed.payload["sha"]
+
+
+# -- PullRequest ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [(MAIN, MAIN), (FEATURE, FEATURE), (f"refs/heads/{FEATURE}", FEATURE)],
+    ids=["default branch", "feature branch", "full ref name"],
+)
+async def test_a_pull_request_source_differs_from_its_target(
+    source_control: ServiceRuntime, bus: Bus, source: str, target: str
+) -> None:
+    scenario = Scenario(bus, source_control.settings)
+    repository_id, _, _ = await repository_with_feature(scenario)
+    command = c.OpenPullRequest(
+        pull_request_id=unique("pr"),
+        repository_id=repository_id,
+        source_branch=source,
+        target_branch=target,
+        title="Into itself",
+        created_by=AUTHOR,
+    )
+    watch = Watch(repository_id, absent=[("pull_requests", command.pull_request_id)], heads=[MAIN, FEATURE])
+    await refuse(scenario, command, "SameSourceAndTarget", watch)
+
+
+@pytest.mark.parametrize("status", [None, "Pending", "Failed"], ids=["never reported", "pending", "failed"])
+async def test_a_pull_request_cannot_merge_until_its_required_checks_pass(
+    source_control: ServiceRuntime, bus: Bus, status: str | None
+) -> None:
+    scenario = Scenario(bus, source_control.settings)
+    repository_id, pull_request_id, commit = await open_pull_request(
+        scenario, default_branch_policy={"required_checks": ["build"]}
+    )
+    await vote(scenario, pull_request_id, REVIEWER)  # the reviewer policy passes; only the check holds it
+    if status is not None:
+        await report(scenario, pull_request_id, status, commit.payload["sha"])
+    watch = Watch(repository_id, rows=[("pull_requests", pull_request_id)], heads=[MAIN, FEATURE])
+    await refuse(scenario, close_command("merge", pull_request_id), "RequiredChecksNotPassed", watch)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="production bug: PullRequest.record_check/evaluate_policy ignore the check's commitSha and "
+    "merge_pull_request never compares it with the source head, so a check that passed on another "
+    "commit satisfies the required check and the untested source head is merged",
+)
+@pytest.mark.parametrize("passed_on", ["older source commit", "unknown sha"])
+async def test_a_check_that_passed_on_another_commit_does_not_let_the_source_head_merge(
+    source_control: ServiceRuntime, bus: Bus, passed_on: str
+) -> None:
+    scenario = Scenario(bus, source_control.settings)
+    repository_id, pull_request_id, commit = await open_pull_request(
+        scenario, default_branch_policy={"required_checks": ["build"]}
+    )
+    await vote(scenario, pull_request_id, REVIEWER)
+    if passed_on == "older source commit":
+        await report(scenario, pull_request_id, "Succeeded", commit.payload["sha"])
+        await scenario.commit(repository_id, FEATURE)  # the source head moves on, untested
+    else:
+        await report(scenario, pull_request_id, "Succeeded", random_sha())
+    watch = Watch(repository_id, rows=[("pull_requests", pull_request_id)], heads=[MAIN, FEATURE])
+    await refuse(scenario, close_command("merge", pull_request_id), "RequiredChecksNotPassed", watch)
+
+
+@pytest.mark.parametrize(
+    "votes",
+    [
+        [],
+        [(AUTHOR, "Approved")],
+        [(REVIEWER, "Approved"), ("carol", "Rejected")],
+        [(REVIEWER, "Approved"), (REVIEWER, "WaitingForAuthor")],
+    ],
+    ids=["no reviewer", "only the author approves", "another reviewer rejects", "approval withdrawn"],
+)
+async def test_a_pull_request_merges_only_when_its_policy_passes(
+    source_control: ServiceRuntime, bus: Bus, votes: list[tuple[str, str]]
+) -> None:
+    scenario = Scenario(bus, source_control.settings)
+    repository_id, pull_request_id, _ = await open_pull_request(scenario)
+    for reviewer, verdict in votes:
+        await vote(scenario, pull_request_id, reviewer, verdict)
+    watch = Watch(repository_id, rows=[("pull_requests", pull_request_id)], heads=[MAIN, FEATURE])
+    await refuse(scenario, close_command("merge", pull_request_id), "PolicyNotSatisfied", watch)
+
+
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [("abandon", "merge"), ("merge", "abandon"), ("abandon", "abandon"), ("merge", "merge")],
+)
+async def test_a_pull_request_status_only_moves_forward(
+    source_control: ServiceRuntime, bus: Bus, first: str, then: str
+) -> None:
+    scenario = Scenario(bus, source_control.settings)
+    repository_id, pull_request_id, _ = await closed_pull_request(scenario, first)
+    watch = Watch(repository_id, rows=[("pull_requests", pull_request_id)], heads=[MAIN, FEATURE])
+    await refuse(scenario, close_command(then, pull_request_id), "PullRequestNotOpen", watch)
+
+
+# -- stale and too early --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("closed_by", ["merge", "abandon"])
+async def test_a_check_reported_after_the_pull_request_closed_is_stale(
+    source_control: ServiceRuntime, bus: Bus, closed_by: str
+) -> None:
+    scenario = Scenario(bus, source_control.settings)
+    repository_id, pull_request_id, commit = await closed_pull_request(scenario, closed_by)
+    watch = Watch(repository_id, rows=[("pull_requests", pull_request_id)], heads=[MAIN, FEATURE])
+    before = await watch.read(scenario)
+    late = await scenario.send(check(pull_request_id, "Succeeded", commit.payload["sha"]))
+    assert await inbox_outcome(scenario, late) == "stale"
+    await asyncio.sleep(0.5)  # the relay polls every 200ms: anything published would be here by now
+    assert [
+        m.event_type for m in bus.capture.messages if m.envelope.get("causationId") == late.event_id
+    ] == []
+    assert await watch.read(scenario) == before
+
+
+@pytest.mark.parametrize(
+    ("missing", "prerequisite"),
+    [("repository", "RepositoryNotProvisionedYet"), ("branch", "BranchNotFoundYet")],
+)
+async def test_a_commit_whose_prerequisite_never_arrives_is_retried_then_dead_lettered(
+    source_control: ServiceRuntime, bus: Bus, missing: str, prerequisite: str
+) -> None:
+    # A commit to a branch that does not exist is how "the default branch must exist
+    # before commits are accepted" shows through messages alone: too early, not refused.
+    scenario = Scenario(bus, source_control.settings)
+    if missing == "repository":
+        repository_id = unique("repo")
+    else:
+        repository_id, _ = await scenario.provision()
+    command = scenario.commit_command(repository_id, "feature/never-created")
+    watch = Watch(
+        repository_id, absent=[("commits", command.commit_id)], heads=[MAIN, "feature/never-created"]
+    )
+    before = await watch.read(scenario)
+    sent = await scenario.send(command, correlation_id=unique("corr"))
+
+    dead = await dead_letter(bus, sent)
+    headers = dead.headers or {}
+    retry_delays = source_control.settings.retry_delays
+    assert headers["x-exception-type"] == prerequisite
+    assert repository_id in str(headers["x-exception-message"])
+    assert headers["x-attempts"] == len(retry_delays) + 1
+    assert headers["x-service"] == "source_control"
+    assert headers["x-failure-outcome"] == "exhausted"
+    assert str(headers["x-first-failure-at"]) < str(headers["x-last-failure-at"])
+    assert dead.correlation_id == sent.correlation_id
+    assert Envelope.from_json(dead.body).event_id == sent.event_id  # the original body
+    # Never refused, nothing committed.
+    assert scenario.seen("CommandRejected", commandId=sent.event_id) == []
+    assert await inbox_outcome(scenario, sent, within=0) is None
+    assert await watch.read(scenario) == before
