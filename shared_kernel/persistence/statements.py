@@ -23,11 +23,13 @@ class Compiled:
 
     sql: str
     names: tuple[str, ...]
+    constants: Mapping[str, Any]  # values the statement itself binds (literals)
 
     def args(self, values: Mapping[str, Any]) -> list[Any]:
-        return [values[name] for name in self.names]
+        return [values[name] if name in values else self.constants[name] for name in self.names]
 
 
 def compile_statement(statement: ClauseElement) -> Compiled:
     compiled = statement.compile(dialect=_DIALECT)
-    return Compiled(str(compiled), tuple(compiled.positiontup or ()))
+    constants = {name: value for name, value in compiled.params.items() if value is not None}
+    return Compiled(str(compiled), tuple(compiled.positiontup or ()), constants)
