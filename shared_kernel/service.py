@@ -122,10 +122,10 @@ class ServiceRuntime:
     async def start(self) -> None:
         await self.database.open()
         await self.relay_database.open()
-        await self.broker.connect()
         await self.publisher.connect()
-        await declare_fleet(self.broker, history_retention=self.settings.history_retention)
-        await declare_service(self.broker, self.topology)
+        await declare_fleet(self.publisher.connection, history_retention=self.settings.history_retention)
+        await declare_service(self.publisher.connection, self.topology)
+        await self.broker.connect()
         self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
         await self.broker.start()
         log.info("service started", inbox=self.topology.inbox, prefetch=self.settings.prefetch)

@@ -1,13 +1,16 @@
 """Settings of one service, from the environment (pydantic-settings).
 
 Each service subclasses ``ServiceSettings`` with its own env prefix
-(``SOURCE_CONTROL_``, ``PIPELINES_``, …). Connection settings shared by the
-whole fleet may also be given once with the ``DEVOPS_`` prefix.
+(``SOURCE_CONTROL_``, ``PIPELINES_``, …). The settings in ``FLEET_WIDE``
+(connections and runtime tuning) may also be given once for the whole fleet
+with the ``DEVOPS_`` prefix; the service's own prefix wins. Identity-like
+settings (role passwords, database URLs, fault injection) are per service only.
 """
 
 from __future__ import annotations
 
-from typing import Literal, Self
+import logging
+from typing import Any, ClassVar, Literal, Self
 from urllib.parse import quote
 
 from pydantic import Field, field_validator, model_validator
@@ -21,12 +24,40 @@ from pydantic_settings import (
 from shared_kernel.durations import parse_duration
 
 
+FLEET_WIDE = frozenset(
+    {
+        "amqp_url",
+        "postgres_host",
+        "postgres_port",
+        "postgres_admin_user",
+        "postgres_admin_password",
+        "prefetch",
+        "retry_delays",
+        "transient_attempts",
+        "delivery_limit",
+        "relay_batch_size",
+        "relay_poll_interval",
+        "shutdown_timeout",
+        "history_retention",
+        "log_level",
+        "log_format",
+    }
+)
+
+
+class _FleetEnvSource(EnvSettingsSource):
+    """``DEVOPS_*`` variables, for the settings in FLEET_WIDE only."""
+
+    def __call__(self) -> dict[str, Any]:
+        return {name: value for name, value in super().__call__().items() if name in FLEET_WIDE}
+
+
 class ServiceSettings(BaseSettings):
     """Everything a consumer process needs to run; subclasses add their own."""
 
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
-    service_name: str = "service"
+    service_name: ClassVar[str] = "service"
 
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     postgres_host: str = "127.0.0.1"
@@ -64,7 +95,7 @@ class ServiceSettings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         """The service's own prefix wins over the fleet-wide ``DEVOPS_`` one."""
-        fleet = EnvSettingsSource(settings_cls, env_prefix="DEVOPS_")
+        fleet = _FleetEnvSource(settings_cls, env_prefix="DEVOPS_")
         return init_settings, env_settings, fleet, dotenv_settings, file_secret_settings
 
     @field_validator("retry_delays")
@@ -72,7 +103,22 @@ class ServiceSettings(BaseSettings):
     def _durations(cls, value: list[str]) -> list[str]:
         for delay in value:
             parse_duration(delay)
+        if len(set(value)) != len(value):
+            raise ValueError("retry delays must differ (each names its own retry queue)")
         return value
+
+    @field_validator("relay_poll_interval", "shutdown_timeout", "history_retention")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        if not isinstance(logging.getLevelName(value.upper()), int):
+            raise ValueError(f"{value!r} is not a log level (DEBUG, INFO, WARNING, ERROR)")
+        return value.upper()
 
     @model_validator(mode="after")
     def _derive_urls(self) -> Self:

@@ -33,6 +33,12 @@ class ConfirmedPublisher:
         )
         self._channel = await self._connection.channel(publisher_confirms=True)
 
+    @property
+    def connection(self) -> AbstractRobustConnection:
+        if self._connection is None:
+            raise RuntimeError("publisher is not connected")
+        return self._connection
+
     async def close(self) -> None:
         if self._connection is not None:
             await self._connection.close()

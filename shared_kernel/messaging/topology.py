@@ -2,7 +2,8 @@
 
 Fleet-wide: the four topic exchanges (commands, events, audit, ingress), each
 with the alternate exchange ``devops.unroutable`` and its queue, and the
-stream ``devops.events.history`` bound to every event. Per service: the
+streams ``devops.events.history`` and ``devops.audit.history`` bound to every
+event and every audit record, so late subscribers can read the past. Per service: the
 inbox (quorum, delivery limit, dead-lettering at least once into the DLQ),
 one delayed-retry queue per delay (queue TTL, dead-lettering back to the
 inbox through the default exchange) and the DLQ.
@@ -18,13 +19,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from faststream.rabbit import ExchangeType, QueueType, RabbitBroker, RabbitExchange, RabbitQueue
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractQueue
+from aio_pika.exceptions import ChannelNotFoundEntity
+from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
 
 from contracts.registry import AUDIT_EXCHANGE, COMMANDS_EXCHANGE, EVENTS_EXCHANGE, INGRESS_EXCHANGE
 from shared_kernel.durations import parse_duration
 
 UNROUTABLE = "devops.unroutable"
 EVENT_HISTORY_STREAM = "devops.events.history"
+AUDIT_HISTORY_STREAM = "devops.audit.history"
 
 
 def _topic(name: str) -> RabbitExchange:
@@ -110,12 +114,9 @@ class ServiceTopology:
         return _quorum(self.dlq)
 
 
-def event_history_stream(retention: str) -> RabbitQueue:
+def history_stream(name: str, retention: str) -> RabbitQueue:
     return RabbitQueue(
-        EVENT_HISTORY_STREAM,
-        queue_type=QueueType.STREAM,
-        durable=True,
-        arguments={"x-max-age": _stream_age(retention)},
+        name, queue_type=QueueType.STREAM, durable=True, arguments={"x-max-age": _stream_age(retention)}
     )
 
 
@@ -125,25 +126,54 @@ def _stream_age(retention: str) -> str:
     return f"{seconds // 86400}D" if seconds % 86400 == 0 else f"{seconds}s"
 
 
-async def declare_fleet(broker: RabbitBroker, *, history_retention: str) -> None:
-    """Exchanges, the unroutable queue and the event history stream."""
-    unroutable = await broker.declare_exchange(UNROUTABLE_EXCHANGE)
-    unroutable_queue = await broker.declare_queue(_quorum(UNROUTABLE))
+async def _declare_queue(channel: AbstractChannel, queue: RabbitQueue) -> AbstractQueue:
+    return await channel.declare_queue(queue.name, durable=True, arguments=dict(queue.arguments or {}))
+
+
+async def _declare_exchange(channel: AbstractChannel, exchange: RabbitExchange) -> AbstractExchange:
+    return await channel.declare_exchange(
+        exchange.name, type=exchange.type.value, durable=True, arguments=dict(exchange.arguments or {})
+    )
+
+
+async def _declare_stream_once(connection: AbstractConnection, stream: RabbitQueue) -> AbstractQueue:
+    """The first service declares a history stream; later ones use it as it is.
+
+    Its retention may differ between services' settings; a redeclaration
+    with another ``x-max-age`` would fail, and the first one wins anyway.
+    """
+    probe = await connection.channel()
+    try:
+        return await probe.declare_queue(stream.name, passive=True)
+    except ChannelNotFoundEntity:
+        channel = await connection.channel()
+        return await _declare_queue(channel, stream)
+
+
+async def declare_fleet(connection: AbstractConnection, *, history_retention: str) -> None:
+    """Exchanges, the unroutable queue and the event and audit history streams."""
+    channel = await connection.channel()
+    unroutable = await _declare_exchange(channel, UNROUTABLE_EXCHANGE)
+    unroutable_queue = await _declare_queue(channel, _quorum(UNROUTABLE))
     await unroutable_queue.bind(unroutable, routing_key="")
     for declared in EXCHANGES.values():
-        await broker.declare_exchange(declared)
-    history = await broker.declare_queue(event_history_stream(history_retention))
-    await history.bind(EVENTS_EXCHANGE, routing_key="#")
+        await _declare_exchange(channel, declared)
+    for stream_name, exchange_name in ((EVENT_HISTORY_STREAM, EVENTS_EXCHANGE), (AUDIT_HISTORY_STREAM, AUDIT_EXCHANGE)):
+        stream = await _declare_stream_once(connection, history_stream(stream_name, history_retention))
+        await stream.bind(exchange_name, routing_key="#")
+    await channel.close()
 
 
-async def declare_service(broker: RabbitBroker, topology: ServiceTopology) -> None:
+async def declare_service(connection: AbstractConnection, topology: ServiceTopology) -> None:
     """The service's inbox with its bindings, its retry queues and its DLQ."""
-    await broker.declare_queue(topology.dlq_queue())
+    channel = await connection.channel()
+    await _declare_queue(channel, topology.dlq_queue())
     for queue in topology.retry_queues():
-        await broker.declare_queue(queue)
-    inbox = await broker.declare_queue(topology.inbox_queue())
+        await _declare_queue(channel, queue)
+    inbox = await _declare_queue(channel, topology.inbox_queue())
     for binding in topology.bindings:
         await inbox.bind(binding.exchange, routing_key=binding.routing_key)
+    await channel.close()
 
 
 def bindings_for(routing: Iterable[tuple[str, str]]) -> tuple[Binding, ...]:

@@ -8,16 +8,19 @@ check could not see still ends as the named rule.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any, TypeVar
 
 import asyncpg
-from sqlalchemy import Table, bindparam, func, select
+from sqlalchemy import CTE, Insert, MetaData, Table, Text, bindparam, func, literal_column, select, true
+from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB, insert
 
 from shared_kernel.domain import AggregateRoot, RuleViolation
+from shared_kernel.persistence.inbox_outbox import OutboxMessage
 from shared_kernel.persistence.statements import Compiled, compile_statement
+from shared_kernel.persistence.tables import messaging_tables
 
 A = TypeVar("A", bound=AggregateRoot)
 
@@ -60,12 +63,13 @@ class AggregateMapping:
 
     @cached_property
     def insert_statement(self) -> Compiled:
-        return compile_statement(self.table.insert().values({c: bindparam(c) for c in self._row_columns}))
+        saved = self.table.insert().values({c: bindparam(c) for c in self._row_columns})
+        return compile_statement(_with_events(saved.returning(literal_column("1")).cte("saved")))
 
     @cached_property
     def update_statement(self) -> Compiled:
         table = self.table
-        return compile_statement(
+        saved = (
             table.update()
             .where(
                 table.c.tenant_id == bindparam("tenant_id"),
@@ -74,12 +78,39 @@ class AggregateMapping:
             )
             .values({c: bindparam(c) for c in self._row_columns if c not in _IMMUTABLE})
         )
+        return compile_statement(_with_events(saved.returning(literal_column("1")).cte("saved")))
 
     def select_statement(self, where: tuple[str, ...], *, limit: bool) -> Compiled:
         return _select_statement(self, where, limit)
 
     def max_statement(self, column: str, where: tuple[str, ...]) -> Compiled:
         return _max_statement(self, column, where)
+
+
+_outbox = messaging_tables(MetaData())[1]
+_EVENT_COLUMNS = ("tenant_id", "exchange", "routing_key", "message_id", "properties", "body")
+_EVENT_ARRAYS = {
+    name: ARRAY(JSONB if name == "properties" else BYTEA if name == "body" else Text) for name in _EVENT_COLUMNS
+}
+
+
+def _with_events(saved: CTE) -> Insert:
+    """Save the aggregate and insert its events into the outbox in one statement.
+
+    The events are inserted once per row the save returns: none when the
+    version check fails, which is how a concurrent save is detected.
+    """
+    events = (
+        func.unnest(*(bindparam(f"event_{name}", type_=_EVENT_ARRAYS[name]) for name in _EVENT_COLUMNS))
+        .table_valued(*_EVENT_COLUMNS)
+        .render_derived(name="events")
+    )
+    rows = select(*(events.c[name] for name in _EVENT_COLUMNS)).select_from(saved).join(events, true())
+    return insert(_outbox).from_select(_EVENT_COLUMNS, rows)
+
+
+def _event_arrays(events: Sequence[OutboxMessage]) -> dict[str, list[Any]]:
+    return {f"event_{name}": [getattr(event, name) for event in events] for name in _EVENT_COLUMNS}
 
 
 _statement_cache: dict[tuple[Any, ...], Compiled] = {}
@@ -142,30 +173,31 @@ class AggregateStore:
             statement.sql, *statement.args({**where, "tenant_id": self._tenant_id})
         )
 
-    async def insert(self, mapping: AggregateMapping, aggregate: AggregateRoot) -> None:
-        aggregate.version = 1
-        statement = mapping.insert_statement
-        try:
-            await self._connection.execute(statement.sql, *statement.args(mapping.row(aggregate)))
-        except asyncpg.UniqueViolationError as error:
-            aggregate.version = 0
-            raise self._rule_for(mapping, aggregate, error) from error
+    async def save(
+        self,
+        mapping: AggregateMapping,
+        aggregate: AggregateRoot,
+        *,
+        expected_version: int,
+        events: Sequence[OutboxMessage],
+    ) -> None:
+        """Insert (``expected_version`` 0) or update the aggregate, with its events.
 
-    async def update(self, mapping: AggregateMapping, aggregate: AggregateRoot) -> None:
-        loaded = aggregate.version
-        aggregate.version = loaded + 1
-        statement = mapping.update_statement
+        ``aggregate.version`` is already the new version; the row is written
+        only if the stored one is still ``expected_version``.
+        """
+        if not events:
+            raise ValueError("an aggregate is saved with the events that changed it")
+        statement = mapping.insert_statement if expected_version == 0 else mapping.update_statement
+        values = {**mapping.row(aggregate), **_event_arrays(events), "expected_version": expected_version}
         try:
-            status = await self._connection.execute(
-                statement.sql, *statement.args({**mapping.row(aggregate), "expected_version": loaded})
-            )
+            status = await self._connection.execute(statement.sql, *statement.args(values))
         except asyncpg.UniqueViolationError as error:
-            aggregate.version = loaded
             raise self._rule_for(mapping, aggregate, error) from error
-        if status != "UPDATE 1":
-            aggregate.version = loaded
+        if status != f"INSERT 0 {len(events)}":
             raise ConcurrencyConflict(
-                f"{mapping.aggregate.aggregate_type} {aggregate.aggregate_id} changed since version {loaded}"
+                f"{mapping.aggregate.aggregate_type} {aggregate.aggregate_id} changed since version "
+                f"{expected_version}"
             )
 
     @staticmethod

@@ -118,14 +118,16 @@ class UnitOfWork:
         for key, aggregate in self._tracked.items():
             if not aggregate.has_pending_events:
                 continue
-            mapping = self._mappings[key[0]]
-            if key in self._new:
-                await self._store.insert(mapping, aggregate)
-            else:
-                await self._store.update(mapping, aggregate)
-            for event in aggregate.pull_events():
-                self._outbox.append(self._event_message(aggregate, event.event_type, event.payload))
-                written += 1
+            expected_version = 0 if key in self._new else aggregate.version
+            aggregate.version = expected_version + 1
+            events = [
+                self._event_message(aggregate, event.event_type, event.payload)
+                for event in aggregate.pull_events()
+            ]
+            await self._store.save(
+                self._mappings[key[0]], aggregate, expected_version=expected_version, events=events
+            )
+            written += len(events)
         await write_outbox(self.connection, self._outbox)
         self._outbox = []
         return written
