@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from pydantic_settings import SettingsConfigDict
 
@@ -12,7 +13,7 @@ from shared_kernel.settings import ServiceSettings
 class SourceControlSettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="SOURCE_CONTROL_", extra="ignore")
 
-    service_name: str = "source_control"
+    service_name: ClassVar[str] = "source_control"
     git_root: Path = Path("var/git")
     # Identities allowed to push to protected branches without a pull request
     # (the platform's own services), added to every new branch policy.
