@@ -43,25 +43,38 @@ async def main(amqp_url: str, dsn: str, prefetch: int) -> None:
     async def handle(message: aio_pika.abc.AbstractIncomingMessage) -> None:
         envelope = orjson.loads(message.body)
         payload = envelope["payload"]
-        event = orjson.dumps({**envelope, "eventType": "PullRequestReviewRecorded", "causationId": envelope["eventId"]})
+        event = orjson.dumps(
+            {**envelope, "eventType": "PullRequestReviewRecorded", "causationId": envelope["eventId"]}
+        )
         async with pool.acquire() as db:
             async with db.transaction():
                 await db.execute(
-                    "INSERT INTO bench_inbox (tenant_id, event_id, event_type, outcome) VALUES ($1, $2, $3, 'done')",
-                    envelope["tenantId"], envelope["eventId"], envelope["eventType"],
+                    "INSERT INTO bench_inbox (tenant_id, event_id, event_type, outcome) "
+                    "VALUES ($1, $2, $3, 'done')",
+                    envelope["tenantId"],
+                    envelope["eventId"],
+                    envelope["eventType"],
                 )
                 await db.execute(
-                    "UPDATE bench_pull_requests SET state = jsonb_set(state, '{lastReviewer}', to_jsonb($3::text)), "
+                    "UPDATE bench_pull_requests "
+                    "SET state = jsonb_set(state, '{lastReviewer}', to_jsonb($3::text)), "
                     "version = version + 1, updated_at = now() WHERE tenant_id = $1 AND id = $2",
-                    envelope["tenantId"], payload["pullRequestId"], payload["reviewer"],
+                    envelope["tenantId"],
+                    payload["pullRequestId"],
+                    payload["reviewer"],
                 )
                 outbox_id = await db.fetchval(
-                    "INSERT INTO bench_outbox (tenant_id, routing_key, message_id, body) VALUES ($1, $2, $3, $4) "
-                    "RETURNING id",
-                    envelope["tenantId"], "bench.bare.review-recorded.v1", envelope["eventId"], event,
+                    "INSERT INTO bench_outbox (tenant_id, routing_key, message_id, body) "
+                    "VALUES ($1, $2, $3, $4) RETURNING id",
+                    envelope["tenantId"],
+                    "bench.bare.review-recorded.v1",
+                    envelope["eventId"],
+                    event,
                 )
             await events.publish(
-                aio_pika.Message(event, message_id=envelope["eventId"], delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                aio_pika.Message(
+                    event, message_id=envelope["eventId"], delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+                ),
                 routing_key="bench.bare.review-recorded.v1",
             )
             await db.execute("UPDATE bench_outbox SET sent_at = now() WHERE id = $1", outbox_id)

@@ -74,7 +74,9 @@ class LoadGenerator:
         if len(self._latencies) == self._expected:
             self._finished.set()
 
-    async def run(self, bodies: list[tuple[str, bytes]], send: Callable[[bytes], Awaitable[None]], window: int) -> tuple[float, list[float]]:
+    async def run(
+        self, bodies: list[tuple[str, bytes]], send: Callable[[bytes], Awaitable[None]], window: int
+    ) -> tuple[float, list[float]]:
         self._latencies, self._expected = [], len(bodies)
         self._slots, self._finished = asyncio.Semaphore(window), asyncio.Event()
         started = time.perf_counter()
@@ -125,26 +127,41 @@ async def seed_pull_requests(channel: aio_pika.abc.AbstractChannel, tenant: str,
 
     async def send(payload: Payload, expect: str) -> None:
         envelope = command(payload, tenant)
-        await commands.publish(aio_pika.Message(envelope.to_json()), routing_key=f"source-control.{_kebab(type(payload).__name__)}.v1")
+        await commands.publish(
+            aio_pika.Message(envelope.to_json()),
+            routing_key=f"source-control.{_kebab(type(payload).__name__)}.v1",
+        )
         while True:
             event = await asyncio.wait_for(seen.get(), 30)
             if event.get("causationId") == envelope.event_id and event["eventType"] == expect:
                 return
 
     await send(
-        c.ProvisionRepository(repository_id="bench-repo", name="bench", kind="source", provider="GitHub", requested_by="bench"),
+        c.ProvisionRepository(
+            repository_id="bench-repo", name="bench", kind="source", provider="GitHub", requested_by="bench"
+        ),
         "RepositoryProvisioned",
     )
     await send(
-        c.CreateBranch(branch_id="bench-branch", repository_id="bench-repo", name="feature/bench", from_branch="main", created_by="bench"),
+        c.CreateBranch(
+            branch_id="bench-branch",
+            repository_id="bench-repo",
+            name="feature/bench",
+            from_branch="main",
+            created_by="bench",
+        ),
         "BranchCreated",
     )
     ids = [f"bench-pr-{n}" for n in range(count)]
     for pull_request_id in ids:
         await send(
             c.OpenPullRequest(
-                pull_request_id=pull_request_id, repository_id="bench-repo", source_branch="feature/bench",
-                target_branch="main", title="bench", created_by="bench",
+                pull_request_id=pull_request_id,
+                repository_id="bench-repo",
+                source_branch="feature/bench",
+                target_branch="main",
+                title="bench",
+                created_by="bench",
             ),
             "PullRequestOpened",
         )
@@ -158,18 +175,34 @@ def _kebab(name: str) -> str:
 
 
 async def prepare_bare_database(settings: SourceControlSettings, tenant: str) -> str:
-    admin = await asyncpg.connect(host=settings.postgres_host, port=settings.postgres_port, user=settings.postgres_admin_user, database="postgres")
+    admin = await asyncpg.connect(
+        host=settings.postgres_host,
+        port=settings.postgres_port,
+        user=settings.postgres_admin_user,
+        database="postgres",
+    )
     await admin.execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE} WITH (FORCE)")
     await admin.execute(f"CREATE DATABASE {BENCH_DATABASE}")
     await admin.close()
-    bench = await asyncpg.connect(host=settings.postgres_host, port=settings.postgres_port, user=settings.postgres_admin_user, database=BENCH_DATABASE)
+    bench = await asyncpg.connect(
+        host=settings.postgres_host,
+        port=settings.postgres_port,
+        user=settings.postgres_admin_user,
+        database=BENCH_DATABASE,
+    )
     await bench.execute(BARE_SCHEMA)
-    source = await asyncpg.connect(host=settings.postgres_host, port=settings.postgres_port, user=settings.postgres_admin_user, database=settings.database_name)
+    source = await asyncpg.connect(
+        host=settings.postgres_host,
+        port=settings.postgres_port,
+        user=settings.postgres_admin_user,
+        database=settings.database_name,
+    )
     rows = await source.fetch("SELECT id, state FROM pull_requests WHERE tenant_id = $1", tenant)
     await source.close()
     # The same aggregate documents, so both loops read and write rows of the same size.
     await bench.executemany(
-        "INSERT INTO bench_pull_requests (tenant_id, id, state, version, updated_at) VALUES ($1, $2, $3::jsonb, 1, now())",
+        "INSERT INTO bench_pull_requests (tenant_id, id, state, version, updated_at) "
+        "VALUES ($1, $2, $3::jsonb, 1, now())",
         [(tenant, row["id"], row["state"]) for row in rows],
     )
     await bench.close()
@@ -178,14 +211,20 @@ async def prepare_bare_database(settings: SourceControlSettings, tenant: str) ->
 
 def spawn(arguments: list[str], environment: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
     handle = log.open("ab")
-    return subprocess.Popen([sys.executable, *arguments], cwd=ROOT, env={**os.environ, **environment}, stdout=handle, stderr=subprocess.STDOUT)
+    return subprocess.Popen(
+        [sys.executable, *arguments],
+        cwd=ROOT,
+        env={**os.environ, **environment},
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+    )
 
 
 async def wait_for_line(log: Path, text: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
-    while text.encode() not in log.read_bytes():
+    while text.encode() not in log.read_bytes():  # noqa: ASYNC240 - a small local log file
         if time.monotonic() > deadline:
-            raise SystemExit(f"{log} never said {text!r}:\n{log.read_text()[-2000:]}")
+            raise SystemExit(f"{log} never said {text!r}:\n{log.read_text()[-2000:]}")  # noqa: ASYNC240
         await asyncio.sleep(0.1)
 
 
@@ -199,7 +238,9 @@ def summary(elapsed: float, latencies: list[float]) -> dict[str, float]:
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--prefetch", type=int, default=32)
     parser.add_argument("--window", type=int, default=64)
@@ -211,7 +252,11 @@ async def main() -> None:
     await migrate(settings, DEFINITION.migrations)
     tenant = f"bench-{int(time.time())}"
     logs = Path(tempfile.mkdtemp(prefix="bench-"))
-    environment = {"SOURCE_CONTROL_PREFETCH": str(args.prefetch), "SOURCE_CONTROL_GIT_ROOT": str(logs / "git"), "SOURCE_CONTROL_LOG_FORMAT": "json"}
+    environment = {
+        "SOURCE_CONTROL_PREFETCH": str(args.prefetch),
+        "SOURCE_CONTROL_GIT_ROOT": str(logs / "git"),
+        "SOURCE_CONTROL_LOG_FORMAT": "json",
+    }
     runtime = spawn(["-m", "services.source_control"], environment, logs / "runtime.log")
     connection = await aio_pika.connect_robust(settings.amqp_url)
     try:
@@ -219,7 +264,9 @@ async def main() -> None:
         channel = await connection.channel(publisher_confirms=False)
         pull_requests = await seed_pull_requests(await connection.channel(), tenant, args.pull_requests)
         dsn = await prepare_bare_database(settings, tenant)
-        bare = spawn(["-m", "benchmarks.bare_loop", settings.amqp_url, dsn, str(args.prefetch)], {}, logs / "bare.log")
+        bare = spawn(
+            ["-m", "benchmarks.bare_loop", settings.amqp_url, dsn, str(args.prefetch)], {}, logs / "bare.log"
+        )
         await wait_for_line(logs / "bare.log", "bare loop started")
         generator = LoadGenerator(channel)
         await generator.listen()
@@ -227,18 +274,29 @@ async def main() -> None:
         default = channel.default_exchange
 
         async def to_runtime(body: bytes) -> None:
-            await commands.publish(aio_pika.Message(body, delivery_mode=2, content_type="application/json"), routing_key="source-control.record-pull-request-review.v1")
+            await commands.publish(
+                aio_pika.Message(body, delivery_mode=2, content_type="application/json"),
+                routing_key="source-control.record-pull-request-review.v1",
+            )
 
         async def to_bare(body: bytes) -> None:
-            await default.publish(aio_pika.Message(body, delivery_mode=2, content_type="application/json"), routing_key=BARE_INBOX)
+            await default.publish(
+                aio_pika.Message(body, delivery_mode=2, content_type="application/json"),
+                routing_key=BARE_INBOX,
+            )
 
         results: dict[str, list[dict[str, float]]] = {"runtime": [], "bare loop": []}
         for round_ in range(args.rounds):
             for name, send in (("runtime", to_runtime), ("bare loop", to_bare)):
-                bodies = [(e.event_id, e.to_json()) for e in review_commands(tenant, pull_requests, args.messages, round_)]
+                bodies = [
+                    (e.event_id, e.to_json())
+                    for e in review_commands(tenant, pull_requests, args.messages, round_)
+                ]
                 elapsed, latencies = await generator.run(bodies, send, args.window)
                 results[name].append(summary(elapsed, latencies))
-                print(f"round {round_ + 1} {name:9}: {results[name][-1]['throughput']:8.0f} msg/s", flush=True)
+                print(
+                    f"round {round_ + 1} {name:9}: {results[name][-1]['throughput']:8.0f} msg/s", flush=True
+                )
         bare.terminate()
         bare.wait(20)
     finally:
@@ -246,13 +304,20 @@ async def main() -> None:
         runtime.wait(30)
         await connection.close()
 
-    medians = {name: {key: statistics.median(r[key] for r in runs) for key in ("throughput", "p50", "p99")} for name, runs in results.items()}
+    medians = {
+        name: {key: statistics.median(r[key] for r in runs) for key in ("throughput", "p50", "p99")}
+        for name, runs in results.items()
+    }
     print()
-    print(f"{args.messages} RecordPullRequestReview commands per run, prefetch {args.prefetch}, window {args.window}, median of {args.rounds}")
+    print(
+        f"{args.messages} RecordPullRequestReview commands per run, prefetch {args.prefetch}, "
+        f"window {args.window}, median of {args.rounds}"
+    )
     print(f"{'':12}{'msg/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
     for name, figures in medians.items():
         print(f"{name:12}{figures['throughput']:10.0f}{figures['p50']:10.1f}{figures['p99']:10.1f}")
-    print(f"ratio runtime / bare loop (throughput): {medians['runtime']['throughput'] / medians['bare loop']['throughput']:.2f}")
+    ratio = medians["runtime"]["throughput"] / medians["bare loop"]["throughput"]
+    print(f"ratio runtime / bare loop (throughput): {ratio:.2f}")
 
 
 if __name__ == "__main__":

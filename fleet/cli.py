@@ -1,9 +1,9 @@
 """``devops``: the operator's command line.
 
-    devops run                      migrate and run every service of the fleet
-    devops migrate [SERVICE…]       apply services' migrations
-    devops publish TYPE --tenant T --payload '{…}'   publish a command or event by hand
-    devops contracts                list message types, versions and routing keys
+devops run                      migrate and run every service of the fleet
+devops migrate [SERVICE…]       apply services' migrations
+devops publish TYPE --tenant T --payload '{…}'   publish a command or event by hand
+devops contracts                list message types, versions and routing keys
 """
 
 from __future__ import annotations
@@ -98,7 +98,9 @@ def publish(
     try:
         body = contract.payload.model_validate_json(raw).wire()
     except ValidationError as error:
-        raise typer.BadParameter(f"payload does not fit {message_type} v{version}: {describe_validation_error(error)}") from error
+        raise typer.BadParameter(
+            f"payload does not fit {message_type} v{version}: {describe_validation_error(error)}"
+        ) from error
     envelope = Envelope.new(
         kind_prefix=contract.id_prefix,
         event_type=contract.message_type,
@@ -120,7 +122,9 @@ async def _publish(amqp_url: str, exchange_name: str, routing_key: str, envelope
         exchange = await channel.get_exchange(exchange_name)
         properties = envelope.amqp_properties()
         await exchange.publish(
-            aio_pika.Message(envelope.to_json(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT, **properties),
+            aio_pika.Message(
+                envelope.to_json(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT, **properties
+            ),
             routing_key=routing_key,
             mandatory=True,
         )
@@ -149,5 +153,5 @@ def list_contracts(
         return
     table = Table("type", "v", "kind", "routing key", "description")
     for row in rows:
-        table.add_row(row["type"], str(row["version"]), row["kind"], row["routingKey"], row["description"])
+        table.add_row(*(str(row[key]) for key in ("type", "version", "kind", "routingKey", "description")))
     Console().print(table)

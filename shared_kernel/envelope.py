@@ -32,9 +32,7 @@ class InvalidEnvelope(ValueError):
 class Envelope(BaseModel):
     """Envelope of one message; ``payload`` is validated by its contract."""
 
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
-    )
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True)
 
     event_id: str
     event_type: str = Field(min_length=1, max_length=128, pattern=r"^[A-Z][A-Za-z0-9]*$")
@@ -121,8 +119,8 @@ class Envelope(BaseModel):
             event_type=event_type,
             schema_version=schema_version,
             tenant_id=tenant_id,
-            project_id=project_id if project_id is not None else (cause and cause.project_id),
-            module_id=module_id if module_id is not None else (cause and cause.module_id),
+            project_id=project_id if project_id is not None else (cause.project_id if cause else None),
+            module_id=module_id if module_id is not None else (cause.module_id if cause else None),
             aggregate_type=aggregate_type,
             aggregate_id=aggregate_id,
             aggregate_version=aggregate_version,

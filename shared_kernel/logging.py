@@ -54,7 +54,8 @@ def configure_logging(*, service: str, level: str = "INFO", fmt: str = "auto") -
     root.setLevel(logging.WARNING)
 
 
-_message_ids: ContextVar[dict[str, Any]] = ContextVar("message_ids", default={})
+# The default is never mutated, only replaced by ``bound``.
+_message_ids: ContextVar[dict[str, Any]] = ContextVar("message_ids", default={})  # noqa: B039
 
 
 def _merge_message_ids(_: Any, __: str, event_dict: dict[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,6 @@ from pydantic_settings import (
 
 from shared_kernel.durations import parse_duration
 
-
 FLEET_WIDE = frozenset(
     {
         "amqp_url",

@@ -33,7 +33,9 @@ def infra() -> Iterator[Infrastructure]:
 
 
 @pytest.fixture(scope="session")
-def fleet_environment(infra: Infrastructure, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+def fleet_environment(
+    infra: Infrastructure, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, str]]:
     """Environment for services under test (also handed to child processes)."""
     environment = {
         **infra.environment(),
@@ -91,7 +93,9 @@ async def bus(amqp: aio_pika.abc.AbstractRobustConnection) -> AsyncIterator[Bus]
 
 
 @pytest.fixture
-async def source_control(source_control_queues: SourceControlSettings, bus: Bus) -> AsyncIterator[ServiceRuntime]:
+async def source_control(
+    source_control_queues: SourceControlSettings, bus: Bus
+) -> AsyncIterator[ServiceRuntime]:
     """Source Control running in this process, on the shared test database."""
     runtime = await start_in_process(SOURCE_CONTROL, SourceControlSettings())
     yield runtime

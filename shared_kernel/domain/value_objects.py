@@ -40,9 +40,7 @@ class ValueString(str):
     @classmethod
     def check(cls, value: str) -> None:
         if not value or len(value) > cls.max_length:
-            raise InvalidValue(
-                f"{cls.__name__} must be 1..{cls.max_length} characters, got {value!r}"
-            )
+            raise InvalidValue(f"{cls.__name__} must be 1..{cls.max_length} characters, got {value!r}")
         if cls.pattern is not None and not cls.pattern.fullmatch(value):
             raise InvalidValue(f"{cls.__name__} must be {cls.description}, got {value!r}")
 

@@ -40,7 +40,7 @@ class FailureRouter:
     async def route(self, message: AbstractIncomingMessage, disposition: Disposition) -> str:
         """Send a failed delivery on; the queue it went to."""
         headers = dict(message.headers or {})
-        retries = int(headers.get(RETRY_COUNT, 0) or 0)
+        retries = int(str(headers.get(RETRY_COUNT) or 0))
         now = datetime.now(UTC).isoformat()
         headers.setdefault(FIRST_FAILURE, now)
         headers.setdefault(ORIGINAL_EXCHANGE, message.exchange or "")

@@ -37,7 +37,9 @@ class HandlerRegistry:
         self._contracts = contracts
         self._handlers: dict[tuple[str, int], tuple[MessageContract, Handler]] = {}
 
-    def add(self, payload_type: type[P], handler: Callable[[Message[P]], Awaitable[None]], *, version: int = 1) -> None:
+    def add(
+        self, payload_type: type[P], handler: Callable[[Message[P]], Awaitable[None]], *, version: int = 1
+    ) -> None:
         contract = self._contracts.get(payload_type.__name__, version)
         if contract.payload is not payload_type:
             raise ValueError(f"{payload_type.__name__} v{version} is not the registered payload model")

@@ -48,6 +48,7 @@ from shared_kernel.persistence.unit_of_work import UnitOfWork
 
 log = get_logger(__name__)
 
+
 class Outcome(StrEnum):
     DONE = "done"
     DUPLICATE = "duplicate"
@@ -105,7 +106,7 @@ class MessageProcessor:
         with bound(**envelope.log_context()):
             return await self._process(envelope)
 
-    async def _process(self, envelope: Envelope) -> Disposition:
+    async def _process(self, envelope: Envelope) -> Disposition:  # noqa: PLR0911 - one return per outcome
         try:
             contract, handler = self._handlers.lookup(envelope.event_type, envelope.schema_version)
         except UnknownMessage as error:
@@ -123,7 +124,9 @@ class MessageProcessor:
             return await self._refuse(envelope, rule)
         except (InvalidValue, ValidationError) as invalid:
             # A value the contract let through but the domain's value objects refuse.
-            reason = describe_validation_error(invalid) if isinstance(invalid, ValidationError) else str(invalid)
+            reason = (
+                describe_validation_error(invalid) if isinstance(invalid, ValidationError) else str(invalid)
+            )
             log.warning("invalid message content", reason=reason)
             return _dead("InvalidPayload", f"{envelope.event_type}: {reason}")
         except PrerequisiteMissing as early:

@@ -49,7 +49,9 @@ class ConfirmedPublisher:
             raise RuntimeError("publisher is not connected")
         if name not in self._exchanges:
             self._exchanges[name] = (
-                self._channel.default_exchange if not name else await self._channel.get_exchange(name, ensure=False)
+                self._channel.default_exchange
+                if not name
+                else await self._channel.get_exchange(name, ensure=False)
             )
         return self._exchanges[name]
 

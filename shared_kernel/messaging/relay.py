@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-
 from shared_kernel.logging import get_logger
 from shared_kernel.messaging.publisher import ConfirmedPublisher
 from shared_kernel.persistence.database import Database

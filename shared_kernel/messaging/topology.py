@@ -17,11 +17,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractQueue
 from aio_pika.exceptions import ChannelNotFoundEntity
 from faststream.rabbit import ExchangeType, QueueType, RabbitExchange, RabbitQueue
+from faststream.rabbit.schemas.queue import QuorumQueueArgs, StreamQueueArgs
 
 from contracts.registry import AUDIT_EXCHANGE, COMMANDS_EXCHANGE, EVENTS_EXCHANGE, INGRESS_EXCHANGE
 from shared_kernel.durations import parse_duration
@@ -39,8 +40,7 @@ def _topic(name: str) -> RabbitExchange:
 
 UNROUTABLE_EXCHANGE = RabbitExchange(UNROUTABLE, type=ExchangeType.FANOUT, durable=True)
 EXCHANGES: dict[str, RabbitExchange] = {
-    name: _topic(name)
-    for name in (COMMANDS_EXCHANGE, EVENTS_EXCHANGE, AUDIT_EXCHANGE, INGRESS_EXCHANGE)
+    name: _topic(name) for name in (COMMANDS_EXCHANGE, EVENTS_EXCHANGE, AUDIT_EXCHANGE, INGRESS_EXCHANGE)
 }
 DEFAULT_EXCHANGE = RabbitExchange("")
 
@@ -53,7 +53,9 @@ def exchange(name: str) -> RabbitExchange:
 
 
 def _quorum(name: str, **arguments: Any) -> RabbitQueue:
-    return RabbitQueue(name, queue_type=QueueType.QUORUM, durable=True, arguments=arguments)
+    return RabbitQueue(
+        name, queue_type=QueueType.QUORUM, durable=True, arguments=cast("QuorumQueueArgs", arguments)
+    )
 
 
 @dataclass(frozen=True)
@@ -115,9 +117,8 @@ class ServiceTopology:
 
 
 def history_stream(name: str, retention: str) -> RabbitQueue:
-    return RabbitQueue(
-        name, queue_type=QueueType.STREAM, durable=True, arguments={"x-max-age": _stream_age(retention)}
-    )
+    arguments = cast("StreamQueueArgs", {"x-max-age": _stream_age(retention)})
+    return RabbitQueue(name, queue_type=QueueType.STREAM, durable=True, arguments=arguments)
 
 
 def _stream_age(retention: str) -> str:
@@ -158,7 +159,10 @@ async def declare_fleet(connection: AbstractConnection, *, history_retention: st
     await unroutable_queue.bind(unroutable, routing_key="")
     for declared in EXCHANGES.values():
         await _declare_exchange(channel, declared)
-    for stream_name, exchange_name in ((EVENT_HISTORY_STREAM, EVENTS_EXCHANGE), (AUDIT_HISTORY_STREAM, AUDIT_EXCHANGE)):
+    for stream_name, exchange_name in (
+        (EVENT_HISTORY_STREAM, EVENTS_EXCHANGE),
+        (AUDIT_HISTORY_STREAM, AUDIT_EXCHANGE),
+    ):
         stream = await _declare_stream_once(connection, history_stream(stream_name, history_retention))
         await stream.bind(exchange_name, routing_key="#")
     await channel.close()

@@ -36,7 +36,7 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
         )
 
 
-class _PooledConnection(asyncpg.Connection):
+class _PooledConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg ships no types
     """Returned to the pool without a reset round trip.
 
     Nothing here sets session state (the tenant is transaction-local, codecs

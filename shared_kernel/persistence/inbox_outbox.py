@@ -35,12 +35,14 @@ _SET_OUTCOME = compile_statement(
 )
 _OUTBOX_COLUMNS = ("tenant_id", "exchange", "routing_key", "message_id", "properties", "body")
 _INSERT_OUTBOX = compile_statement(
-    insert(_outbox).values(
+    insert(_outbox)
+    .values(
         {
             **{name: bindparam(name) for name in _OUTBOX_COLUMNS},
             "due_at": func.coalesce(bindparam("due_at", type_=_outbox.c.due_at.type), func.now()),
         }
-    ).inline()  # no RETURNING: nothing reads the new ids
+    )
+    .inline()  # no RETURNING: nothing reads the new ids
 )
 _CLAIM_DUE = compile_statement(
     select(_outbox.c.id, _outbox.c.exchange, _outbox.c.routing_key, _outbox.c.properties, _outbox.c.body)

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.dialects.postgresql import asyncpg as asyncpg_dialect
 from sqlalchemy.sql import ClauseElement
 
-_DIALECT = asyncpg_dialect.dialect()
+_DIALECT = asyncpg_dialect.dialect()  # type: ignore[no-untyped-call]
 
 
 @dataclass(frozen=True)
@@ -32,4 +32,5 @@ class Compiled:
 def compile_statement(statement: ClauseElement) -> Compiled:
     compiled = statement.compile(dialect=_DIALECT)
     constants = {name: value for name, value in compiled.params.items() if value is not None}
-    return Compiled(str(compiled), tuple(compiled.positiontup or ()), constants)
+    order = getattr(compiled, "positiontup", None) or ()  # positional dialects only
+    return Compiled(str(compiled), tuple(order), constants)

@@ -90,7 +90,8 @@ class AggregateMapping:
 _outbox = messaging_tables(MetaData())[1]
 _EVENT_COLUMNS = ("tenant_id", "exchange", "routing_key", "message_id", "properties", "body")
 _EVENT_ARRAYS = {
-    name: ARRAY(JSONB if name == "properties" else BYTEA if name == "body" else Text) for name in _EVENT_COLUMNS
+    name: ARRAY(JSONB if name == "properties" else BYTEA if name == "body" else Text)
+    for name in _EVENT_COLUMNS
 }
 
 

@@ -107,8 +107,17 @@ class UnitOfWork:
 
     def audit(self, action: str, *, actor: str, outcome: str, reason: str = "", **details: Any) -> None:
         """Queue a governance audit record (who, what, when, why, correlation)."""
-        queue_audit(self._outbox, self.cause, self._context, self._source, action=action,
-                    actor=actor, outcome=outcome, reason=reason, details=details)
+        queue_audit(
+            self._outbox,
+            self.cause,
+            self._context,
+            self._source,
+            action=action,
+            actor=actor,
+            outcome=outcome,
+            reason=reason,
+            details=details,
+        )
 
     # -- end of the message -----------------------------------------------------------
 
@@ -132,7 +141,9 @@ class UnitOfWork:
         self._outbox = []
         return written
 
-    def _event_message(self, aggregate: AggregateRoot, event_type: str, payload: dict[str, Any]) -> OutboxMessage:
+    def _event_message(
+        self, aggregate: AggregateRoot, event_type: str, payload: dict[str, Any]
+    ) -> OutboxMessage:
         contract = self._contracts.latest(event_type)
         # The contract is the wire's authority: an event that does not fit it is a bug.
         wire = contract.payload.model_validate(payload).wire()

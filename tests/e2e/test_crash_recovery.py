@@ -36,7 +36,11 @@ def _spawn(processes: list[ServiceProcess], tmp_path: Path, **environment: str) 
 
 def _provision(scenario: Scenario) -> c.ProvisionRepository:
     return c.ProvisionRepository(
-        repository_id=unique("repo"), name=unique("orders"), kind="source", provider="AzureDevOps", requested_by="alice"
+        repository_id=unique("repo"),
+        name=unique("orders"),
+        kind="source",
+        provider="AzureDevOps",
+        requested_by="alice",
     )
 
 
@@ -105,7 +109,11 @@ async def test_graceful_shutdown_under_load_loses_nothing_and_does_nothing_twice
     await first.wait_started()
     await scenario.send(
         c.ProvisionRepository(
-            repository_id=repository_id, name=unique("orders"), kind="source", provider="GitHub", requested_by="alice"
+            repository_id=repository_id,
+            name=unique("orders"),
+            kind="source",
+            provider="GitHub",
+            requested_by="alice",
         )
     )
     await scenario.wait("RepositoryProvisioned", repositoryId=repository_id)

@@ -28,8 +28,18 @@ async def test_publish_by_hand_reaches_the_service_and_answers_with_its_event(
         "provider": "AzureDevOps",
         "requestedBy": "operator",
     }
-    arguments = ["publish", "ProvisionRepository", "--tenant", scenario.tenant_id, "--project", "proj-1",
-                 "--payload", orjson.dumps(payload).decode(), "--amqp-url", source_control.settings.amqp_url]
+    arguments = [
+        "publish",
+        "ProvisionRepository",
+        "--tenant",
+        scenario.tenant_id,
+        "--project",
+        "proj-1",
+        "--payload",
+        orjson.dumps(payload).decode(),
+        "--amqp-url",
+        source_control.settings.amqp_url,
+    ]
     result = await asyncio.to_thread(CliRunner().invoke, app, arguments)
     assert result.exit_code == 0, result.output
     command_id = result.stdout.strip()

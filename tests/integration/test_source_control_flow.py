@@ -15,7 +15,7 @@ from services.source_control.settings import SourceControlSettings
 from shared_kernel.envelope import Envelope
 from shared_kernel.service import ServiceRuntime
 from tests.support.bus import Bus
-from tests.support.scenario import Scenario, unique
+from tests.support.scenario import Scenario
 
 pytestmark = pytest.mark.integration
 
@@ -97,7 +97,11 @@ async def test_a_gitops_commit_records_its_repository_kind(source_control: Servi
         "main",
         authored_by="svc-release",  # the platform's own identity may bypass the protected branch
         file_changes=[
-            {"path": "environments/dev/orders/kustomization.yaml", "operation": "Add", "content": "resources: []\n"}
+            {
+                "path": "environments/dev/orders/kustomization.yaml",
+                "operation": "Add",
+                "content": "resources: []\n",
+            }
         ],
     )
     assert commit.payload["repositoryKind"] == "gitops"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import pytest
 import asyncpg
+import pytest
 
 from contracts import source_control as c
 from services.source_control.adapters.tables import MAPPINGS
@@ -35,9 +35,12 @@ async def test_tenant_a_cannot_read_or_change_tenant_b_rows(source_control: Serv
 
     async with database.tenant_transaction(tenant_a) as connection:
         # Even a query that names tenant B explicitly sees nothing.
-        assert await connection.fetchval(
-            "SELECT count(*) FROM repositories WHERE tenant_id = $1", tenant_b.tenant_id
-        ) == 0
+        assert (
+            await connection.fetchval(
+                "SELECT count(*) FROM repositories WHERE tenant_id = $1", tenant_b.tenant_id
+            )
+            == 0
+        )
         updated = await connection.execute(
             "UPDATE repositories SET state = '{}'::jsonb WHERE id = $1", repository_id
         )
@@ -63,17 +66,24 @@ async def test_tenant_a_cannot_read_or_change_tenant_b_rows(source_control: Serv
     assert await tenant_b.state_of("repositories", repository_id) == before
 
 
-async def test_a_command_in_tenant_a_cannot_reach_tenant_b_aggregate(source_control: ServiceRuntime, bus: Bus) -> None:
+async def test_a_command_in_tenant_a_cannot_reach_tenant_b_aggregate(
+    source_control: ServiceRuntime, bus: Bus
+) -> None:
     tenant_b = Scenario(bus, source_control.settings)
     repository_id, _ = await tenant_b.provision()
     before = await tenant_b.state_of("repositories", repository_id)
     tenant_a = Scenario(bus, source_control.settings)
     # Same repositoryId, other tenant: for tenant A it does not exist, so nothing changes for B.
-    await tenant_a.send(c.ArchiveRepository(repository_id=repository_id, reason="hostile", archived_by="mallory"))
-    await tenant_b.send(c.ChangeRepositorySetting(repository_id=repository_id, key="k", value="v", changed_by="b"))
+    await tenant_a.send(
+        c.ArchiveRepository(repository_id=repository_id, reason="hostile", archived_by="mallory")
+    )
+    await tenant_b.send(
+        c.ChangeRepositorySetting(repository_id=repository_id, key="k", value="v", changed_by="b")
+    )
     await tenant_b.wait("RepositorySettingChanged", repositoryId=repository_id)
     after = await tenant_b.state_of("repositories", repository_id)
-    assert after is not None and before is not None
+    assert after is not None
+    assert before is not None
     assert after["state"]["status"] == "Active"
     assert after["version"] == before["version"] + 1
     assert tenant_a.seen("RepositoryArchived") == []

@@ -42,7 +42,9 @@ class Capture:
 
     async def on_message(self, message: AbstractIncomingMessage) -> None:
         async with message.process():
-            captured = Captured(message.exchange or "", message.routing_key or "", orjson.loads(message.body), message)
+            captured = Captured(
+                message.exchange or "", message.routing_key or "", orjson.loads(message.body), message
+            )
         async with self._changed:
             self.messages.append(captured)
             self._changed.notify_all()
@@ -73,7 +75,8 @@ class Capture:
             except TimeoutError:
                 seen = sorted({m.event_type for m in self.messages})
                 raise AssertionError(
-                    f"waited {timeout}s for {count} x {event_type} {payload}; saw {len(found())}; types seen: {seen}"
+                    f"waited {timeout}s for {count} x {event_type} {payload}; "
+                    f"saw {len(found())}; types seen: {seen}"
                 ) from None
         return found()
 
@@ -119,11 +122,17 @@ class Bus:
 
     async def send(self, envelope: Envelope) -> Envelope:
         contract = contracts.registry.get(envelope.event_type, envelope.schema_version)
-        await self.publish_raw(envelope.to_json(), contract.exchange, contract.routing_key, envelope.amqp_properties())
+        await self.publish_raw(
+            envelope.to_json(), contract.exchange, contract.routing_key, envelope.amqp_properties()
+        )
         return envelope
 
     async def publish_raw(
-        self, body: bytes, exchange: str = COMMANDS_EXCHANGE, routing_key: str = "", properties: dict[str, Any] | None = None
+        self,
+        body: bytes,
+        exchange: str = COMMANDS_EXCHANGE,
+        routing_key: str = "",
+        properties: dict[str, Any] | None = None,
     ) -> None:
         properties = properties or {}
         target = await self.channel.get_exchange(exchange) if exchange else self.channel.default_exchange
@@ -141,7 +150,9 @@ class Bus:
             mandatory=True,
         )
 
-    async def drain_queue(self, name: str, *, expect: int, timeout: float = 20.0) -> list[AbstractIncomingMessage]:
+    async def drain_queue(
+        self, name: str, *, expect: int, timeout: float = 20.0
+    ) -> list[AbstractIncomingMessage]:
         """Take ``expect`` messages off a queue (acked), waiting up to ``timeout``."""
         queue = await self.channel.declare_queue(name, passive=True)
         taken: list[AbstractIncomingMessage] = []

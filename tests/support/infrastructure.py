@@ -62,7 +62,9 @@ def infrastructure() -> Iterator[Infrastructure]:
     from testcontainers.rabbitmq import RabbitMqContainer
 
     with ExitStack() as stack:
-        postgres = stack.enter_context(PostgresContainer("postgres:15", username="postgres", password="postgres"))
+        postgres = stack.enter_context(
+            PostgresContainer("postgres:15", username="postgres", password="postgres")
+        )
         rabbit = stack.enter_context(RabbitMqContainer("rabbitmq:3.13-management"))
         yield Infrastructure(
             amqp_url=f"amqp://guest:guest@{rabbit.get_container_host_ip()}:{rabbit.get_exposed_port(5672)}/",

@@ -31,7 +31,9 @@ class Scenario:
     async def send(self, payload: Payload, **kwargs: Any) -> Envelope:
         return await self.bus.send(self.envelope(payload, **kwargs))
 
-    async def wait(self, event_type: str, *, count: int = 1, timeout: float = 15.0, **payload: Any) -> list[Captured]:
+    async def wait(
+        self, event_type: str, *, count: int = 1, timeout: float = 15.0, **payload: Any
+    ) -> list[Captured]:
         return await self.bus.capture.wait_for(
             event_type,
             count=count,
@@ -42,7 +44,9 @@ class Scenario:
 
     def seen(self, event_type: str, **payload: Any) -> list[Captured]:
         return [
-            m for m in self.bus.capture.matching(event_type, **payload) if m.envelope.get("tenantId") == self.tenant_id
+            m
+            for m in self.bus.capture.matching(event_type, **payload)
+            if m.envelope.get("tenantId") == self.tenant_id
         ]
 
     async def rejected(self, command: Envelope, timeout: float = 15.0) -> Captured:
@@ -66,7 +70,9 @@ class Scenario:
 
     async def state_of(self, table: str, aggregate_id: str) -> dict[str, Any] | None:
         rows = await self.rows(
-            f"SELECT state, version FROM {table} WHERE tenant_id = $1 AND id = $2", self.tenant_id, aggregate_id
+            f"SELECT state, version FROM {table} WHERE tenant_id = $1 AND id = $2",
+            self.tenant_id,
+            aggregate_id,
         )
         if not rows:
             return None
@@ -89,7 +95,9 @@ class Scenario:
         }
         await self.send(c.ProvisionRepository(**fields))
         (provisioned,) = await self.wait("RepositoryProvisioned", repositoryId=repository_id)
-        await self.wait("BranchCreated", repositoryId=repository_id, name=provisioned.payload["defaultBranch"])
+        await self.wait(
+            "BranchCreated", repositoryId=repository_id, name=provisioned.payload["defaultBranch"]
+        )
         return repository_id, provisioned
 
     async def branch(self, repository_id: str, name: str, **overrides: Any) -> Captured:
