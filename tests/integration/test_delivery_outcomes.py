@@ -7,6 +7,7 @@ import asyncio
 import asyncpg
 import orjson
 import pytest
+import structlog
 
 from contracts import source_control as c
 from shared_kernel.service import ServiceRuntime
@@ -144,32 +145,57 @@ async def test_too_early_is_retried_later_and_then_processed(
     assert created.properties.headers["x-causation-id"] == early.event_id
 
 
-async def test_a_terminated_database_connection_is_retried_and_the_message_processed(
+async def test_a_database_connection_terminated_mid_transaction_is_retried_and_the_message_processed(
     source_control: ServiceRuntime, bus: Bus
 ) -> None:
     scenario = Scenario(bus, source_control.settings)
-    repository_id, _ = await scenario.provision()  # the pool now holds live connections
+    repository_id, _ = await scenario.provision()
+    settings = source_control.settings
     admin = await asyncpg.connect(
-        host=source_control.settings.postgres_host,
-        port=source_control.settings.postgres_port,
-        user=source_control.settings.postgres_admin_user,
-        database="postgres",
+        host=settings.postgres_host,
+        port=settings.postgres_port,
+        user=settings.postgres_admin_user,
+        password=settings.postgres_admin_password or None,
+        database=settings.database_name,
     )
     try:
-        terminated = await admin.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE application_name = 'source_control-consumer'"
+        # Hold the repository's row so the handler's transaction waits inside the database…
+        blocker = admin.transaction()
+        await blocker.start()
+        await admin.execute(
+            "SELECT 1 FROM repositories WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+            scenario.tenant_id,
+            repository_id,
         )
+        with structlog.testing.capture_logs() as logs:
+            await scenario.send(
+                c.ChangeRepositorySetting(repository_id=repository_id, key="k", value="v", changed_by="a")
+            )
+            waiting = await _backend_waiting_on_a_lock(admin, timeout=10)
+            # …then cut its connection, as a failover or an administrator would.
+            assert await admin.fetchval("SELECT pg_terminate_backend($1)", waiting)
+            await blocker.rollback()
+            await scenario.wait("RepositorySettingChanged", repositoryId=repository_id, key="k")
     finally:
         await admin.close()
-    assert terminated >= 1
-    await scenario.send(
-        c.ChangeRepositorySetting(repository_id=repository_id, key="k", value="v", changed_by="a")
-    )
-    await scenario.wait("RepositorySettingChanged", repositoryId=repository_id, key="k")
+    assert any(entry["event"] == "transient fault; retrying in place" for entry in logs)
     repository = await scenario.state_of("repositories", repository_id)
     assert repository is not None
     assert repository["state"]["settings"] == [{"key": "k", "value": "v"}]
+    assert len(scenario.seen("RepositorySettingChanged")) == 1
+
+
+async def _backend_waiting_on_a_lock(admin: asyncpg.Connection, timeout: float) -> int:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        pid = await admin.fetchval(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'source_control-consumer' "
+            "AND wait_event_type = 'Lock' LIMIT 1"
+        )
+        if pid:
+            return int(pid)
+        await asyncio.sleep(0.05)
+    raise AssertionError("the handler never waited on the locked row")
 
 
 async def test_a_message_no_queue_takes_is_kept_in_the_unroutable_queue(
