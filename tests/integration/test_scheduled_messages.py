@@ -20,7 +20,9 @@ from tests.support.scenario import Scenario
 pytestmark = pytest.mark.integration
 
 
-async def test_a_scheduled_message_waits_in_the_outbox_until_due(source_control: ServiceRuntime, bus: Bus) -> None:
+async def test_a_scheduled_message_waits_in_the_outbox_until_due(
+    source_control: ServiceRuntime, bus: Bus
+) -> None:
     scenario = Scenario(bus, source_control.settings)
     cause = Envelope.new(
         kind_prefix="cmd",
