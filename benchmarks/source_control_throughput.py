@@ -228,12 +228,22 @@ async def wait_for_line(log: Path, text: str, timeout: float = 60) -> None:
         await asyncio.sleep(0.1)
 
 
-def summary(elapsed: float, latencies: list[float]) -> dict[str, float]:
+def cpu_seconds(process: subprocess.Popen[bytes]) -> float:
+    """User + system CPU time of a child process so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def summary(elapsed: float, latencies: list[float], cpu: float) -> dict[str, float]:
     ordered = sorted(latencies)
     return {
         "throughput": len(ordered) / elapsed,
         "p50": ordered[len(ordered) // 2] * 1000,
         "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
+        "cpu": cpu / len(ordered) * 1000,
     }
 
 
@@ -287,13 +297,14 @@ async def main() -> None:
 
         results: dict[str, list[dict[str, float]]] = {"runtime": [], "bare loop": []}
         for round_ in range(args.rounds):
-            for name, send in (("runtime", to_runtime), ("bare loop", to_bare)):
+            for name, send, consumer in (("runtime", to_runtime, runtime), ("bare loop", to_bare, bare)):
                 bodies = [
                     (e.event_id, e.to_json())
                     for e in review_commands(tenant, pull_requests, args.messages, round_)
                 ]
+                cpu_before = cpu_seconds(consumer)
                 elapsed, latencies = await generator.run(bodies, send, args.window)
-                results[name].append(summary(elapsed, latencies))
+                results[name].append(summary(elapsed, latencies, cpu_seconds(consumer) - cpu_before))
                 print(
                     f"round {round_ + 1} {name:9}: {results[name][-1]['throughput']:8.0f} msg/s", flush=True
                 )
@@ -305,7 +316,7 @@ async def main() -> None:
         await connection.close()
 
     medians = {
-        name: {key: statistics.median(r[key] for r in runs) for key in ("throughput", "p50", "p99")}
+        name: {key: statistics.median(r[key] for r in runs) for key in ("throughput", "p50", "p99", "cpu")}
         for name, runs in results.items()
     }
     print()
@@ -313,9 +324,12 @@ async def main() -> None:
         f"{args.messages} RecordPullRequestReview commands per run, prefetch {args.prefetch}, "
         f"window {args.window}, median of {args.rounds}"
     )
-    print(f"{'':12}{'msg/s':>10}{'p50 ms':>10}{'p99 ms':>10}")
+    print(f"{'':12}{'msg/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'CPU ms/msg':>12}")
     for name, figures in medians.items():
-        print(f"{name:12}{figures['throughput']:10.0f}{figures['p50']:10.1f}{figures['p99']:10.1f}")
+        print(
+            f"{name:12}{figures['throughput']:10.0f}{figures['p50']:10.1f}{figures['p99']:10.1f}"
+            f"{figures['cpu']:12.2f}"
+        )
     ratio = medians["runtime"]["throughput"] / medians["bare loop"]["throughput"]
     print(f"ratio runtime / bare loop (throughput): {ratio:.2f}")
 

@@ -13,15 +13,18 @@ import base64
 import hashlib
 from collections.abc import Sequence
 
+import contracts
 from contracts import source_control as c
 from services.source_control.domain import errors
 from services.source_control.domain.branch import Branch, BranchStatus
 from services.source_control.domain.commit import Commit, FileChange
 from services.source_control.domain.policy import BranchPolicy, BranchPolicyBinding
 from services.source_control.domain.pull_request import PullRequest
-from services.source_control.domain.repository import Repository, WebhookRegistration
+from services.source_control.domain.repository import Repository, RepositoryName, WebhookRegistration
+from services.source_control.ports import BranchExists as GitBranchExists
 from services.source_control.ports import (
     CommitIdentity,
+    DefaultBranchNotDeletable,
     FileWrite,
     GitProvider,
     InvalidChange,
@@ -32,8 +35,6 @@ from shared_kernel.domain import InvalidValue
 from shared_kernel.ids import deterministic_id
 from shared_kernel.messaging.handlers import HandlerRegistry, Message
 from shared_kernel.persistence.unit_of_work import UnitOfWork
-
-import contracts
 
 
 def identity(actor: str) -> CommitIdentity:
@@ -120,8 +121,10 @@ class SourceControlHandlers:
         existing = await uow.get(Repository, command.repository_id)
         if existing is not None:
             existing.reprovision(provider=command.provider)  # type: ignore[arg-type]
+        # Providers compare repository names case-insensitively: look the name up by its key.
+        name = RepositoryName(command.name)
         Repository.ensure_name_free(
-            await uow.find(Repository, project_id=project_id, name=command.name),
+            await uow.find(Repository, project_id=project_id, name_key=name.key),
             repository_id=command.repository_id,
         )
         terms = command.default_branch_policy or c.BranchPolicyTerms()
@@ -145,7 +148,7 @@ class SourceControlHandlers:
             tenant_id=envelope.tenant_id,
             project_id=project_id,
             module_id=command.module_id or envelope.module_id,
-            name=command.name,
+            name=name,
             kind=command.kind,  # type: ignore[arg-type]
             provider=command.provider,  # type: ignore[arg-type]
             remote_url=created.remote_url,
@@ -176,12 +179,16 @@ class SourceControlHandlers:
     async def change_repository_setting(self, message: Message[c.ChangeRepositorySetting]) -> None:
         command = message.payload
         repository = await _repository(message.uow, command.repository_id)
-        repository.change_setting(command.key, command.value, at=message.envelope.occurred_at, by=command.changed_by)
+        repository.change_setting(
+            command.key, command.value, at=message.envelope.occurred_at, by=command.changed_by
+        )
 
     async def register_webhook(self, message: Message[c.RegisterWebhook]) -> None:
         command = message.payload
         repository = await _repository(message.uow, command.repository_id)
-        webhook = WebhookRegistration(webhook_id=command.webhook_id, url=command.url, events=tuple(command.events))
+        webhook = WebhookRegistration(
+            webhook_id=command.webhook_id, url=command.url, events=tuple(command.events)
+        )
         repository.register_webhook(webhook, at=message.envelope.occurred_at, by=command.registered_by)
 
     async def archive_repository(self, message: Message[c.ArchiveRepository]) -> None:
@@ -224,7 +231,11 @@ class SourceControlHandlers:
             at=envelope.occurred_at,
             by=command.created_by,
         )
-        await self._git.create_branch(**where, branch=command.name, from_sha=from_sha)
+        try:
+            await self._git.create_branch(**where, branch=command.name, from_sha=from_sha)
+        except GitBranchExists as refused:
+            # Git holds the name (or one nesting with it, ``a`` vs ``a/b``): a rule, not a fault.
+            raise errors.BranchNameConflict(command.repository_id, command.name, str(refused)) from refused
         uow.add(branch)
 
     async def bind_branch_policy(self, message: Message[c.BindBranchPolicy]) -> None:
@@ -236,11 +247,18 @@ class SourceControlHandlers:
         branch.bind_policy(binding, at=message.envelope.occurred_at, by=command.bound_by)
 
     async def delete_branch(self, message: Message[c.DeleteBranch]) -> None:
-        command = message.payload
+        command, envelope = message.payload, message.envelope
         branch = await message.uow.get(Branch, command.branch_id)
         if branch is None:
             raise errors.BranchNotFoundYet("?", command.branch_id)
-        branch.delete(at=message.envelope.occurred_at, by=command.deleted_by)
+        branch.delete(at=envelope.occurred_at, by=command.deleted_by)
+        # The ref goes too, so the name (or one nesting with it) can be created again.
+        try:
+            await self._git.delete_branch(
+                tenant_id=envelope.tenant_id, repository_id=branch.repository_id, branch=branch.name
+            )
+        except DefaultBranchNotDeletable as refused:
+            raise errors.ProtectedBranchCannotBeDeleted(branch.name) from refused
 
     # -- commits ----------------------------------------------------------------------
 
@@ -252,7 +270,9 @@ class SourceControlHandlers:
             if existing.command_id == envelope.event_id:
                 raise errors.CommitAlreadyRecorded(command.commit_id)
             # Another command reusing the id would rebind the commit to a new sha.
-            raise errors.CommitShaImmutable(command.commit_id, str(existing.sha), f"a new commit by {envelope.event_id}")
+            raise errors.CommitShaImmutable(
+                command.commit_id, str(existing.sha), f"a new commit by {envelope.event_id}"
+            )
         writes = _writes(command.file_changes)
         changes = _file_changes(writes)
         Commit.check_request(command.message, changes, command.artifact_id)
@@ -333,7 +353,10 @@ class SourceControlHandlers:
         command = message.payload
         pull_request = await _pull_request(message.uow, command.pull_request_id)
         pull_request.record_review(
-            reviewer=command.reviewer, vote=command.vote, comment=command.comment, at=message.envelope.occurred_at  # type: ignore[arg-type]
+            reviewer=command.reviewer,
+            vote=command.vote,  # type: ignore[arg-type]
+            comment=command.comment,
+            at=message.envelope.occurred_at,
         )
 
     async def record_check(self, message: Message[c.RecordPullRequestCheck]) -> None:
@@ -352,7 +375,10 @@ class SourceControlHandlers:
         command = message.payload
         pull_request = await _pull_request(message.uow, command.pull_request_id)
         pull_request.add_comment(
-            comment_id=command.comment_id, author=command.author, text=command.text, at=message.envelope.occurred_at
+            comment_id=command.comment_id,
+            author=command.author,
+            text=command.text,
+            at=message.envelope.occurred_at,
         )
 
     async def abandon_pull_request(self, message: Message[c.AbandonPullRequest]) -> None:
@@ -363,15 +389,18 @@ class SourceControlHandlers:
     async def merge_pull_request(self, message: Message[c.MergePullRequest]) -> None:
         command, envelope = message.payload, message.envelope
         pull_request = await _pull_request(message.uow, command.pull_request_id)
-        pull_request.ensure_mergeable()
+        where = {"tenant_id": envelope.tenant_id, "repository_id": pull_request.repository_id}
+        # The checks must have passed on the commit Git will merge: the source head.
+        source_head = pull_request.ensure_mergeable(
+            source_head=await self._git.branch_head(**where, branch=pull_request.source_branch)
+        )
         try:
             written = await self._git.merge(
-                tenant_id=envelope.tenant_id,
-                repository_id=pull_request.repository_id,
+                **where,
                 source_branch=pull_request.source_branch,
+                source_sha=source_head,
                 target_branch=pull_request.target_branch,
-                message=command.message
-                or f"Merge pull request {pull_request.number}: {pull_request.title}",
+                message=command.message or f"Merge pull request {pull_request.number}: {pull_request.title}",
                 author=identity(command.merged_by),
                 committed_at=envelope.occurred_at,
                 command_id=envelope.event_id,
@@ -380,4 +409,9 @@ class SourceControlHandlers:
             raise errors.MergeConflict(pull_request.pull_request_id, conflict.paths) from conflict
         except GitNothingToMerge as nothing:
             raise errors.NothingToMerge(pull_request.pull_request_id) from nothing
-        pull_request.merge(merge_commit_sha=written.sha, at=envelope.occurred_at, by=command.merged_by)
+        pull_request.merge(
+            merge_commit_sha=written.sha,
+            source_head=source_head,
+            at=envelope.occurred_at,
+            by=command.merged_by,
+        )

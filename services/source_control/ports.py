@@ -58,7 +58,11 @@ class BranchNotFound(GitError):
 
 
 class BranchExists(GitError):
-    """The branch exists and points elsewhere than asked."""
+    """The branch exists and points elsewhere than asked, or a branch nests with its name."""
+
+
+class DefaultBranchNotDeletable(GitError):
+    """The branch is the repository's default branch (its HEAD); nothing was deleted."""
 
 
 class CommitNotFound(GitError):
@@ -78,7 +82,8 @@ class NothingToMerge(GitError):
 
 
 class ConcurrentUpdate(GitError):
-    """The branch moved under the write (a writer outside the provider's lock)."""
+    """The branch moved under the write (a writer outside the provider's lock), or a
+    merge's source branch no longer points at the commit the caller checked."""
 
 
 _UNSAFE_PATH_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
@@ -206,6 +211,10 @@ class GitProvider(Protocol):
         self, *, tenant_id: str, repository_id: str, branch: str, from_sha: str
     ) -> None: ...
 
+    async def delete_branch(self, *, tenant_id: str, repository_id: str, branch: str) -> None:
+        """Remove the branch ref; a branch that does not exist is already deleted."""
+        ...
+
     async def commit(
         self,
         *,
@@ -225,12 +234,16 @@ class GitProvider(Protocol):
         tenant_id: str,
         repository_id: str,
         source_branch: str,
+        source_sha: str,
         target_branch: str,
         message: str,
         author: CommitIdentity,
         committed_at: datetime,
         command_id: str,
-    ) -> CommitWritten: ...
+    ) -> CommitWritten:
+        """Merge ``source_sha``, which must still be the source branch's head
+        (ConcurrentUpdate otherwise), so the commit merged is the one checked."""
+        ...
 
     async def read_file(
         self, *, tenant_id: str, repository_id: str, ref_or_sha: str, path: str

@@ -1,11 +1,13 @@
 """Outbox relay: the one path by which committed messages are published.
 
 Handlers wake it after each commit; it also polls, which publishes what a
-crash left behind and scheduled rows once they fall due. It claims due rows
-in id order with ``FOR UPDATE SKIP LOCKED`` (so several replicas share the
-work), publishes them with confirms and deletes them in the same short
-transaction: a row is gone only once the broker holds its message. A crash
-in between republishes the batch; subscribers deduplicate by eventId.
+crash left behind and scheduled rows once they fall due. In one short
+transaction it takes due rows in id order (deleted with ``FOR UPDATE SKIP
+LOCKED``, so several replicas share the work), publishes them with confirms,
+and commits only once the broker has confirmed every one: a row is gone only
+once the broker holds its message. A failure rolls the deletion back; a crash
+after the confirms and before the commit republishes the batch, and
+subscribers deduplicate by eventId.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import contextlib
 from shared_kernel.logging import get_logger
 from shared_kernel.messaging.publisher import ConfirmedPublisher
 from shared_kernel.persistence.database import Database
-from shared_kernel.persistence.inbox_outbox import claim_due, delete_sent
+from shared_kernel.persistence.inbox_outbox import take_due
 
 log = get_logger(__name__)
 
@@ -37,6 +39,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = False
         self.published = 0
+        self.batches = 0
 
     def wake(self) -> None:
         self._wake.set()
@@ -59,6 +62,7 @@ class OutboxRelay:
             await self.drain()
         except Exception:
             log.exception("final outbox drain failed; rows stay for the next start")
+        log.info("outbox relay stopped", published=self.published, batches=self.batches)
 
     async def drain(self) -> int:
         """Publish every due row; the number published."""
@@ -71,8 +75,8 @@ class OutboxRelay:
 
     async def _publish_batch(self) -> int:
         async with self._database.transaction() as connection:
-            claimed = await claim_due(connection, self._batch_size)
-            if not claimed:
+            taken = await take_due(connection, self._batch_size)
+            if not taken:
                 return 0
             await asyncio.gather(
                 *(
@@ -82,12 +86,12 @@ class OutboxRelay:
                         body=row.body,
                         properties=row.properties,
                     )
-                    for row in claimed
+                    for row in taken
                 )
             )
-            await delete_sent(connection, [row.id for row in claimed])
-        self.published += len(claimed)
-        return len(claimed)
+        self.published += len(taken)
+        self.batches += 1
+        return len(taken)
 
     def stop(self) -> None:
         """Ask ``run`` to finish its current pass, drain once more and return."""

@@ -44,14 +44,21 @@ _INSERT_OUTBOX = compile_statement(
     )
     .inline()  # no RETURNING: nothing reads the new ids
 )
-_CLAIM_DUE = compile_statement(
-    select(_outbox.c.id, _outbox.c.exchange, _outbox.c.routing_key, _outbox.c.properties, _outbox.c.body)
+# Take due rows in id order, skipping rows another relay holds, and delete them
+# in the same statement; the deletion only lasts if the transaction commits,
+# which the relay does after the broker has confirmed every message.
+_due_ids = (
+    select(_outbox.c.id)
     .where(_outbox.c.due_at <= func.now())
     .order_by(_outbox.c.id)
     .limit(bindparam("limit"))
     .with_for_update(skip_locked=True)
 )
-_DELETE_SENT = compile_statement(_outbox.delete().where(_outbox.c.id == func.any(bindparam("ids"))))
+_TAKE_DUE = compile_statement(
+    _outbox.delete()
+    .where(_outbox.c.id.in_(_due_ids))
+    .returning(_outbox.c.id, _outbox.c.exchange, _outbox.c.routing_key, _outbox.c.properties, _outbox.c.body)
+)
 
 
 async def record_in_inbox(connection: asyncpg.Connection, envelope: Envelope, outcome: str) -> bool:
@@ -110,7 +117,7 @@ async def write_outbox(connection: asyncpg.Connection, messages: Sequence[Outbox
 
 
 @dataclass(frozen=True)
-class ClaimedMessage:
+class OutboxRow:
     id: int
     exchange: str
     routing_key: str
@@ -118,11 +125,7 @@ class ClaimedMessage:
     body: bytes
 
 
-async def claim_due(connection: asyncpg.Connection, limit: int) -> list[ClaimedMessage]:
-    """Lock due rows in id order; rows another relay holds are skipped."""
-    rows = await connection.fetch(_CLAIM_DUE.sql, *_CLAIM_DUE.args({"limit": limit}))
-    return [ClaimedMessage(*row) for row in rows]
-
-
-async def delete_sent(connection: asyncpg.Connection, ids: Sequence[int]) -> None:
-    await connection.execute(_DELETE_SENT.sql, *_DELETE_SENT.args({"ids": list(ids)}))
+async def take_due(connection: asyncpg.Connection, limit: int) -> list[OutboxRow]:
+    """Delete up to ``limit`` due rows, returned in id order (undone by a rollback)."""
+    rows = await connection.fetch(_TAKE_DUE.sql, *_TAKE_DUE.args({"limit": limit}))
+    return sorted((OutboxRow(*row) for row in rows), key=lambda row: row.id)

@@ -23,7 +23,7 @@ from jsonschema import Draft7Validator
 
 from services.source_control.settings import SourceControlSettings
 from shared_kernel.durations import parse_duration
-from shared_kernel.settings import ServiceSettings
+from shared_kernel.settings import FLEET_WIDE, ServiceSettings
 
 pytestmark = pytest.mark.contract
 
@@ -129,10 +129,13 @@ def _module_path(module: str) -> Path:
 def _setting(variable: str, settings_type: type[ServiceSettings]) -> str | None:
     """The setting a variable sets (service prefix or fleet-wide prefix), or None."""
     upper = variable.upper()
-    for prefix in (str(settings_type.model_config["env_prefix"]).upper(), FLEET_PREFIX):
-        if prefix and upper.startswith(prefix):
-            field = upper.removeprefix(prefix).lower()
-            return field if field in settings_type.model_fields else None
+    service_prefix = str(settings_type.model_config["env_prefix"]).upper()
+    if upper.startswith(service_prefix):
+        field = upper.removeprefix(service_prefix).lower()
+        return field if field in settings_type.model_fields else None
+    if upper.startswith(FLEET_PREFIX):  # only fleet-wide settings have a DEVOPS_ name
+        field = upper.removeprefix(FLEET_PREFIX).lower()
+        return field if field in FLEET_WIDE else None
     return None
 
 
@@ -332,6 +335,7 @@ def test_settings_doc_names_every_setting() -> None:
         missing = [
             field
             for field in settings_type.model_fields
-            if f"`{prefix}{field.upper()}`" not in text or f"`{FLEET_PREFIX}{field.upper()}`" not in text
+            if f"`{prefix}{field.upper()}`" not in text
+            or (field in FLEET_WIDE and f"`{FLEET_PREFIX}{field.upper()}`" not in text)
         ]
         assert missing == [], f"docs/settings.md does not document {missing} of {module}"

@@ -227,13 +227,23 @@ def random_sha() -> str:
 # -- Repository -----------------------------------------------------------------------------
 
 
-async def test_a_repository_name_is_unique_in_its_project(source_control: ServiceRuntime, bus: Bus) -> None:
+@pytest.mark.parametrize(
+    ("held", "asked"),
+    [("orders", "orders"), ("Orders", "orders"), ("orders", "ORDERS"), ("Orders.Api", "orders.api")],
+    ids=["same name", "lower case of it", "upper case of it", "mixed case of it"],
+)
+async def test_a_repository_name_is_unique_in_its_project(
+    source_control: ServiceRuntime, bus: Bus, held: str, asked: str
+) -> None:
+    # Azure DevOps and GitHub compare repository names case-insensitively.
     scenario = Scenario(bus, source_control.settings)
-    taken, provisioned = await scenario.provision()
+    suffix = unique("-")
+    taken, provisioned = await scenario.provision(name=held + suffix)
+    assert provisioned.payload["name"] == held + suffix  # the name keeps its case
     second = unique("repo")
     command = c.ProvisionRepository(
         repository_id=second,
-        name=provisioned.payload["name"],
+        name=asked + suffix,
         kind="gitops",
         provider="GitHub",
         requested_by="carol",
@@ -272,8 +282,9 @@ async def test_a_commit_is_refused_while_the_default_branch_is_missing(
     source_control: ServiceRuntime, bus: Bus
 ) -> None:
     # Provisioning always creates the default branch and no message deletes it (it is
-    # protected; DeleteBranch does not touch Git). The provider, Git's source of truth,
-    # can lose it though: remove the ref on disk, as an out-of-band deletion would.
+    # protected, and the Git adapter refuses to delete a repository's HEAD). The provider,
+    # Git's source of truth, can lose it though: remove the ref on disk, as an out-of-band
+    # deletion would.
     scenario = Scenario(bus, source_control.settings)
     repository_id, _, _ = await repository_with_feature(scenario)
     repo = Repo(str(git_path(scenario, repository_id)))
@@ -311,6 +322,62 @@ async def test_a_branch_name_is_unique_in_its_repository(
         heads=[MAIN, FEATURE],
     )
     await refuse(scenario, command, "DuplicateBranchName", watch)
+
+
+@pytest.mark.parametrize(
+    "name", ["feature", f"{FEATURE}/v2"], ids=["parent of a branch", "child of a branch"]
+)
+async def test_a_branch_name_that_nests_with_another_branch_is_refused(
+    source_control: ServiceRuntime, bus: Bus, name: str
+) -> None:
+    # Git keeps refs as files: "feature" and "feature/skeleton" cannot both be branches.
+    scenario = Scenario(bus, source_control.settings)
+    repository_id, feature, _ = await repository_with_feature(scenario)
+    command = c.CreateBranch(
+        branch_id=unique("br"), repository_id=repository_id, name=name, from_branch=MAIN, created_by=AUTHOR
+    )
+    watch = Watch(
+        repository_id,
+        rows=[("branches", feature.payload["branchId"])],
+        absent=[("branches", command.branch_id)],
+        heads=[MAIN, FEATURE, name],
+    )
+    await refuse(scenario, command, "BranchNameConflict", watch)
+
+
+@pytest.mark.parametrize("again", [FEATURE, "feature"], ids=["same name", "name that nested with it"])
+async def test_a_deleted_branch_s_name_can_be_created_again(
+    source_control: ServiceRuntime, bus: Bus, again: str
+) -> None:
+    scenario = Scenario(bus, source_control.settings)
+    repository_id, feature, _ = await repository_with_feature(scenario)
+    old_id = feature.payload["branchId"]
+    deleted = await scenario.send(c.DeleteBranch(branch_id=old_id, deleted_by=AUTHOR))
+    await caused(scenario, deleted, "BranchDeleted")
+    assert git_head(scenario, repository_id, FEATURE) is None  # the ref went with the branch
+
+    created = await scenario.branch(repository_id, again)
+
+    new_id = created.payload["branchId"]
+    main_head = git_head(scenario, repository_id, MAIN)
+    assert main_head is not None
+    assert created.payload["fromCommitSha"] == main_head.decode()
+    assert git_head(scenario, repository_id, again) == main_head
+    old, new = await scenario.state_of("branches", old_id), await scenario.state_of("branches", new_id)
+    assert old is not None
+    assert new is not None
+    assert (old["state"]["status"], new["state"]["status"]) == ("Deleted", "Active")
+    assert (old["state"]["name"], new["state"]["name"]) == (FEATURE, again)
+    await scenario.commit(repository_id, again)  # and the new branch takes commits
+
+
+async def test_a_protected_branch_cannot_be_deleted(source_control: ServiceRuntime, bus: Bus) -> None:
+    scenario = Scenario(bus, source_control.settings)
+    repository_id, _, _ = await repository_with_feature(scenario)
+    main_id = default_branch_id(repository_id, MAIN)
+    command = c.DeleteBranch(branch_id=main_id, deleted_by=AUTHOR)
+    watch = Watch(repository_id, rows=[("branches", main_id)], heads=[MAIN, FEATURE])
+    await refuse(scenario, command, "ProtectedBranchCannotBeDeleted", watch)
 
 
 @pytest.mark.parametrize("branch", [MAIN, "release/1.0"])
@@ -441,12 +508,6 @@ async def test_a_pull_request_cannot_merge_until_its_required_checks_pass(
     await refuse(scenario, close_command("merge", pull_request_id), "RequiredChecksNotPassed", watch)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="production bug: PullRequest.record_check/evaluate_policy ignore the check's commitSha and "
-    "merge_pull_request never compares it with the source head, so a check that passed on another "
-    "commit satisfies the required check and the untested source head is merged",
-)
 @pytest.mark.parametrize("passed_on", ["older source commit", "unknown sha"])
 async def test_a_check_that_passed_on_another_commit_does_not_let_the_source_head_merge(
     source_control: ServiceRuntime, bus: Bus, passed_on: str
@@ -462,7 +523,37 @@ async def test_a_check_that_passed_on_another_commit_does_not_let_the_source_hea
     else:
         await report(scenario, pull_request_id, "Succeeded", random_sha())
     watch = Watch(repository_id, rows=[("pull_requests", pull_request_id)], heads=[MAIN, FEATURE])
-    await refuse(scenario, close_command("merge", pull_request_id), "RequiredChecksNotPassed", watch)
+    refused = await refuse(
+        scenario, close_command("merge", pull_request_id), "RequiredChecksNotPassed", watch
+    )
+    head = git_head(scenario, repository_id, FEATURE)
+    assert head is not None
+    (rejection,) = scenario.seen("CommandRejected", commandId=refused.event_id)
+    assert f"not the source head {head.decode()}" in rejection.payload["reason"]
+
+    # Once the check passes on the source head itself, the pull request merges it.
+    await report(scenario, pull_request_id, "Succeeded", head.decode())
+    merged = await caused(
+        scenario, await scenario.send(close_command("merge", pull_request_id)), "PullRequestMerged"
+    )
+    assert merged.payload["policyEvaluation"]["passedChecks"] == ["build"]
+    assert git_head(scenario, repository_id, FEATURE) == head
+    main_head = git_head(scenario, repository_id, MAIN)
+    assert main_head is not None
+    assert main_head.decode() == merged.payload["mergeCommitSha"]
+
+
+async def test_a_pull_request_whose_source_branch_was_deleted_cannot_merge(
+    source_control: ServiceRuntime, bus: Bus
+) -> None:
+    scenario = Scenario(bus, source_control.settings)
+    repository_id, pull_request_id, _ = await open_pull_request(scenario)
+    await vote(scenario, pull_request_id, REVIEWER)
+    (feature,) = scenario.seen("BranchCreated", repositoryId=repository_id, name=FEATURE)
+    deleted = await scenario.send(c.DeleteBranch(branch_id=feature.payload["branchId"], deleted_by=AUTHOR))
+    await caused(scenario, deleted, "BranchDeleted")
+    watch = Watch(repository_id, rows=[("pull_requests", pull_request_id)], heads=[MAIN, FEATURE])
+    await refuse(scenario, close_command("merge", pull_request_id), "SourceBranchMissing", watch)
 
 
 @pytest.mark.parametrize(

@@ -39,6 +39,7 @@ from services.source_control.ports import (
     CommitNotFound,
     CommitWritten,
     ConcurrentUpdate,
+    DefaultBranchNotDeletable,
     FileWrite,
     InvalidChange,
     InvalidRequest,
@@ -113,6 +114,11 @@ class LocalGitProvider:
         name = _checked_branch(branch)
         await self._serialised(path, lambda: _create_branch(path, name, from_sha))
 
+    async def delete_branch(self, *, tenant_id: str, repository_id: str, branch: str) -> None:
+        path = self.repository_path(tenant_id, repository_id)
+        name = _checked_branch(branch)
+        await self._serialised(path, lambda: _delete_branch(path, name))
+
     async def commit(
         self,
         *,
@@ -137,6 +143,7 @@ class LocalGitProvider:
         tenant_id: str,
         repository_id: str,
         source_branch: str,
+        source_sha: str,
         target_branch: str,
         message: str,
         author: CommitIdentity,
@@ -147,8 +154,16 @@ class LocalGitProvider:
         source, target = _checked_branch(source_branch), _checked_branch(target_branch)
         if source == target:
             raise InvalidRequest("cannot merge a branch into itself")
+        if not _HEX_SHA.fullmatch(source_sha):
+            raise InvalidRequest(f"source sha must be 40 lower-case hex digits, got {source_sha!r}")
+        expected = ObjectID(source_sha.encode())
         stamp = _Stamp(with_command_id(message, command_id), author, committed_at)
-        return await self._serialised(path, lambda: _merge(path, source, target, stamp, command_id))
+        return await self._serialised(
+            path,
+            lambda: _merge(
+                path, source=source, expected=expected, target=target, stamp=stamp, command_id=command_id
+            ),
+        )
 
     async def read_file(
         self, *, tenant_id: str, repository_id: str, ref_or_sha: str, path: str
@@ -276,6 +291,22 @@ def _create_branch(path: Path, branch: BranchName, from_sha: str) -> None:
         _add(repo, ref, start)
 
 
+def _delete_branch(path: Path, branch: BranchName) -> None:
+    with _opened(path) as repo:
+        ref = _ref(branch)
+        head = _head(repo, ref)
+        if head is None:
+            return
+        if repo.refs.follow(Ref(b"HEAD"))[0][-1] == ref:
+            raise DefaultBranchNotDeletable(f"branch {branch} is the default branch of {path.name}")
+        try:
+            removed = repo.refs.remove_if_equals(ref, head)
+        except FileExistsError:  # ref.lock held by a writer outside our lock
+            removed = False
+        if not removed:
+            raise ConcurrentUpdate(f"{ref.decode()} moved during the delete")
+
+
 def _commit(
     path: Path,
     branch: BranchName,
@@ -298,13 +329,22 @@ def _commit(
 
 
 def _merge(
-    path: Path, source: BranchName, target: BranchName, stamp: _Stamp, command_id: str
+    path: Path,
+    *,
+    source: BranchName,
+    expected: ObjectID,
+    target: BranchName,
+    stamp: _Stamp,
+    command_id: str,
 ) -> CommitWritten:
     with _opened(path) as repo:
         ours, theirs = _require_head(repo, target), _require_head(repo, source)
         earlier = _find_command(repo, ours, command_id)
         if earlier is not None:
             return _written(earlier)
+        if theirs != expected:
+            # The caller checked another commit than the one it would merge.
+            raise ConcurrentUpdate(f"{source} is at {theirs.decode()}, not {expected.decode()}")
         if can_fast_forward(repo, theirs, ours):
             raise NothingToMerge(f"{source} is already merged into {target}")
         theirs_tree = _commit_or_raise(repo, theirs).tree

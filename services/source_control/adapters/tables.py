@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from sqlalchemy import Column, Index, Integer, MetaData, Text, UniqueConstraint, text
 
-from shared_kernel.persistence.store import AggregateMapping
-from shared_kernel.persistence.tables import aggregate_table, messaging_tables
 from services.source_control.domain import errors
 from services.source_control.domain.branch import Branch
 from services.source_control.domain.commit import Commit
 from services.source_control.domain.pull_request import PullRequest
 from services.source_control.domain.repository import Repository
+from shared_kernel.persistence.store import AggregateMapping
+from shared_kernel.persistence.tables import aggregate_table, messaging_tables
 
 metadata = MetaData()
 inbox, outbox = messaging_tables(metadata)
@@ -25,7 +25,9 @@ repositories = aggregate_table(
     Column("name", Text, nullable=False),
     Column("module_id", Text, nullable=True),
     Column("kind", Text, nullable=False),
-    UniqueConstraint("tenant_id", "project_id", "name", name="uq_repositories_project_name"),
+    # Azure DevOps and GitHub compare names case-insensitively: unique by the key.
+    Column("name_key", Text, nullable=False),
+    UniqueConstraint("tenant_id", "project_id", "name_key", name="uq_repositories_project_name"),
 )
 branches = aggregate_table(
     metadata,
@@ -73,6 +75,7 @@ MAPPINGS = {
             "name": lambda r: str(r.name),
             "module_id": lambda r: r.module_id,
             "kind": lambda r: str(r.kind),
+            "name_key": lambda r: r.name.key,
         },
         unique_rules={
             "uq_repositories_project_name": lambda r: errors.DuplicateRepositoryName(

@@ -81,6 +81,13 @@ class ProtectedBranchCannotBeDeleted(RuleViolation):
         super().__init__(f"branch {branch!r} is protected and cannot be deleted")
 
 
+class BranchNameConflict(RuleViolation):
+    """Git refuses the name: a branch nests with it (``a`` and ``a/b`` cannot both be refs)."""
+
+    def __init__(self, repository_id: str, name: str, reason: str) -> None:
+        super().__init__(f"repository {repository_id} cannot have a branch named {name!r}: {reason}")
+
+
 class BranchNotFoundYet(PrerequisiteMissing):
     """Retried rather than refused: the CreateBranch may still be on its way."""
 
@@ -130,12 +137,26 @@ class PullRequestNotOpen(RuleViolation):
 
 
 class RequiredChecksNotPassed(RuleViolation):
-    def __init__(self, pull_request_id: str, pending: Sequence[str], failed: Sequence[str]) -> None:
+    def __init__(
+        self,
+        pull_request_id: str,
+        pending: Sequence[str],
+        failed: Sequence[str],
+        reasons: Sequence[str] = (),
+    ) -> None:
         states = [f"{name} pending" for name in pending] + [f"{name} failed" for name in failed]
+        because = f": {'; '.join(reasons)}" if reasons else ""
         super().__init__(
             f"pull request {pull_request_id} cannot merge until its required checks pass "
-            f"({', '.join(states)})"
+            f"({', '.join(states)}){because}"
         )
+
+
+class SourceBranchMissing(RuleViolation):
+    """The source branch has no head in Git (it was deleted): there is nothing to merge."""
+
+    def __init__(self, pull_request_id: str, branch: str) -> None:
+        super().__init__(f"pull request {pull_request_id} cannot merge: its source branch {branch!r} is gone")
 
 
 class PolicyNotSatisfied(RuleViolation):

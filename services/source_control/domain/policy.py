@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from enum import StrEnum
 from typing import Self
 
@@ -121,14 +121,29 @@ class PolicyEvaluation(DomainModel):
         rejections: Iterable[str],
         succeeded_checks: Iterable[str],
         failed_checks: Iterable[str],
+        stale_checks: Mapping[str, str] | None = None,
+        source_head: str | None = None,
     ) -> PolicyEvaluation:
+        """Where the votes and check reports leave a pull request against ``policy``.
+
+        ``stale_checks`` maps a check to the sha its latest report is for when that
+        is not ``source_head``: whatever it reported, it is pending on the head.
+        """
+        stale = dict(stale_checks or {})
         approved, rejected = sorted(approvals), sorted(rejections)
-        succeeded, failed_names = set(succeeded_checks), set(failed_checks)
+        succeeded = set(succeeded_checks) - stale.keys()
+        failed_names = set(failed_checks) - stale.keys()
         required = policy.required_checks
         passed = [name for name in required if name in succeeded]
         failed = [name for name in required if name in failed_names]
         pending = [name for name in required if name not in succeeded and name not in failed_names]
-        reasons = [f"required check {name!r} is pending" for name in pending]
+        reasons = [
+            f"required check {name!r} is pending: its latest report is for {stale[name]}, "
+            f"not the source head {source_head}"
+            if name in stale
+            else f"required check {name!r} is pending"
+            for name in pending
+        ]
         reasons += [f"required check {name!r} failed" for name in failed]
         if len(approved) < policy.minimum_reviewers:
             reasons.append(

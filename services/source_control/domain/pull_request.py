@@ -16,6 +16,7 @@ from services.source_control.domain.errors import (
     PullRequestNotOpen,
     RequiredChecksNotPassed,
     SameSourceAndTarget,
+    SourceBranchMissing,
 )
 from services.source_control.domain.policy import MergePolicy, PolicyEvaluation
 from services.source_control.domain.repository import RepositoryKind
@@ -163,12 +164,22 @@ class PullRequest(AggregateRoot):
         )
         return pull_request
 
-    def evaluate_policy(self) -> PolicyEvaluation:
-        """Each reviewer's latest vote and each check's latest report, against the policy."""
+    def evaluate_policy(self, source_head: str | None = None) -> PolicyEvaluation:
+        """Each reviewer's latest vote and each check's latest report, against the policy.
+
+        Given the ``source_head`` (the commit a merge would take), a check counts
+        only if its latest report is for that commit; otherwise it is pending.
+        Without a head (as recorded on each review and check report) the reports
+        count as they are.
+        """
         latest_votes = {
             review.reviewer: review.vote
             for review in sorted(self.reviews, key=lambda review: review.reviewed_at)
             if review.reviewer != self.created_by
+        }
+        head = None if source_head is None else CommitSha(source_head)
+        stale: dict[str, str] = {
+            c.name: c.commit_sha for c in self.checks if head is not None and c.commit_sha != head
         }
         return PolicyEvaluation.of(
             self.policy,
@@ -176,6 +187,8 @@ class PullRequest(AggregateRoot):
             rejections=(who for who, vote in latest_votes.items() if vote is Vote.REJECTED),
             succeeded_checks=(c.name for c in self.checks if c.status is CheckStatus.SUCCEEDED),
             failed_checks=(c.name for c in self.checks if c.status is CheckStatus.FAILED),
+            stale_checks=stale,
+            source_head=head,
         )
 
     def record_review(self, *, reviewer: str, vote: Vote, comment: str = "", at: datetime) -> None:
@@ -241,21 +254,26 @@ class PullRequest(AggregateRoot):
             by=by,
         )
 
-    def ensure_mergeable(self) -> None:
-        """Raise unless the pull request may merge now; call it before writing to Git."""
-        self._ensure_can_become(PullRequestStatus.MERGED)
-        evaluation = self.evaluate_policy()
-        if not evaluation.checks_passed:
-            raise RequiredChecksNotPassed(
-                self.pull_request_id, evaluation.pending_checks, evaluation.failed_checks
-            )
-        if not evaluation.passed:
-            raise PolicyNotSatisfied(self.pull_request_id, evaluation.reasons)
+    def ensure_mergeable(self, *, source_head: str | None) -> CommitSha:
+        """Raise unless the pull request may merge ``source_head`` now; call it before Git.
 
-    def merge(self, *, merge_commit_sha: str, at: datetime, by: str) -> None:
-        """Record the merge Git has made; the policy is checked again."""
-        self.ensure_mergeable()
+        ``source_head`` is the source branch's head in Git (None: the branch is
+        gone); a required check passes only if it passed on that very commit,
+        which is returned as the one to merge.
+        """
+        self._ensure_can_become(PullRequestStatus.MERGED)
+        if source_head is None:
+            raise SourceBranchMissing(self.pull_request_id, self.source_branch)
+        self._ensure_passes(self.evaluate_policy(source_head))
+        return CommitSha(source_head)
+
+    def merge(self, *, merge_commit_sha: str, source_head: str, at: datetime, by: str) -> None:
+        """Record the merge Git has made of ``source_head``; the policy is checked again."""
+        self._ensure_can_become(PullRequestStatus.MERGED)
+        evaluation = self.evaluate_policy(source_head)
+        self._ensure_passes(evaluation)
         self.status = PullRequestStatus.MERGED
+        self.policy_evaluation = evaluation
         self.merge_commit_sha, self.merged_at, self.merged_by = CommitSha(merge_commit_sha), at, Identity(by)
         self._record(
             "PullRequestMerged",
@@ -269,6 +287,14 @@ class PullRequest(AggregateRoot):
             at=at,
             by=by,
         )
+
+    def _ensure_passes(self, evaluation: PolicyEvaluation) -> None:
+        if not evaluation.checks_passed:
+            raise RequiredChecksNotPassed(
+                self.pull_request_id, evaluation.pending_checks, evaluation.failed_checks, evaluation.reasons
+            )
+        if not evaluation.passed:
+            raise PolicyNotSatisfied(self.pull_request_id, evaluation.reasons)
 
     def _ensure_open(self) -> None:
         if self.status is not PullRequestStatus.OPEN:

@@ -60,6 +60,11 @@ class RepositoryName(ValueString):
     description = "letters, digits, '.', '_' and '-', not starting or ending with '.'"
     max_length = 64
 
+    @property
+    def key(self) -> str:
+        """The name as Azure DevOps and GitHub compare it: case-insensitively."""
+        return self.lower()
+
 
 class RepositorySetting(DomainModel):
     model_config = DomainModel.model_config | {"frozen": True}
@@ -97,7 +102,7 @@ class Repository(AggregateRoot):
 
     @staticmethod
     def ensure_name_free(existing: Repository | None, *, repository_id: str) -> None:
-        """Refuse a name another repository of the project holds (``existing``, found by name)."""
+        """Refuse a name another repository of the project holds (``existing``, found by its key)."""
         if existing is not None and existing.repository_id != repository_id:
             raise DuplicateRepositoryName(existing.project_id, existing.name)
 

@@ -29,6 +29,8 @@ from services.source_control.ports import (
     CommitIdentity,
     CommitNotFound,
     CommitWritten,
+    ConcurrentUpdate,
+    DefaultBranchNotDeletable,
     FileWrite,
     GitProvider,
     InvalidChange,
@@ -83,10 +85,17 @@ async def commit(
     )
 
 
-async def merge(provider: GitProvider, source: str, command_id: str = "cmd-merge") -> CommitWritten:
+async def merge(
+    provider: GitProvider, source: str, command_id: str = "cmd-merge", source_sha: str | None = None
+) -> CommitWritten:
+    """Merge ``source`` into main: its current head unless ``source_sha`` says which commit."""
+    if source_sha is None:
+        head = await provider.branch_head(**ids(), branch=source)
+        source_sha = "0" * 40 if head is None else head
     return await provider.merge(
         **ids(),
         source_branch=source,
+        source_sha=source_sha,
         target_branch="main",
         message=f"Merge {source}",
         author=AUTHOR,
@@ -462,6 +471,63 @@ async def test_conflicting_merge_raises_and_moves_nothing(
     assert await provider.branch_head(**ids(), branch="main") == ours.sha
     assert await provider.branch_head(**ids(), branch="feature") == theirs.sha
     assert object_ids(provider) == objects_before
+
+
+@pytest.mark.asyncio
+async def test_merge_takes_only_the_source_commit_the_caller_checked(
+    provider: LocalGitProvider,
+) -> None:
+    created = await create(provider)
+    await provider.create_branch(**ids(), branch="feature", from_sha=created.initial_commit_sha)
+    checked = await commit(provider, "cmd-1", add("a.txt", b"a"), branch="feature")
+    moved_on = await commit(provider, "cmd-2", add("b.txt", b"b"), branch="feature", minutes=2)
+    objects_before = object_ids(provider)
+
+    with pytest.raises(ConcurrentUpdate, match=moved_on.sha):
+        await merge(provider, "feature", source_sha=checked.sha)
+    with pytest.raises(InvalidRequest):
+        await merge(provider, "feature", source_sha="feature")
+
+    assert await provider.branch_head(**ids(), branch="main") == created.initial_commit_sha
+    assert object_ids(provider) == objects_before
+    merged = await merge(provider, "feature", source_sha=moved_on.sha)
+    assert merged.parent_shas == (created.initial_commit_sha, moved_on.sha)
+    # A redelivery finds its merge, whatever the source head is by now.
+    assert await merge(provider, "feature", source_sha=checked.sha) == merged
+
+
+@pytest.mark.asyncio
+async def test_delete_branch_removes_the_ref_idempotently_and_frees_the_name(
+    provider: LocalGitProvider,
+) -> None:
+    created = await create(provider)
+    await provider.create_branch(**ids(), branch="feature/x", from_sha=created.initial_commit_sha)
+    feature = await commit(provider, "cmd-1", add("a.txt", b"a"), branch="feature/x")
+    with pytest.raises(BranchExists):  # "feature" nests with "feature/x"
+        await provider.create_branch(**ids(), branch="feature", from_sha=created.initial_commit_sha)
+
+    await provider.delete_branch(**ids(), branch="feature/x")
+    await provider.delete_branch(**ids(), branch="feature/x")  # already gone
+    await provider.delete_branch(**ids(), branch="never-created")
+
+    assert await provider.branch_head(**ids(), branch="feature/x") is None
+    assert not (repo_path(provider) / "refs" / "heads" / "feature").exists()
+    # Both the name and a name that nested with it can be created again.
+    await provider.create_branch(**ids(), branch="feature", from_sha=feature.sha)
+    await provider.delete_branch(**ids(), branch="feature")
+    await provider.create_branch(**ids(), branch="feature/x", from_sha=created.initial_commit_sha)
+    assert await provider.branch_head(**ids(), branch="feature/x") == created.initial_commit_sha
+    with pytest.raises(DefaultBranchNotDeletable):
+        await provider.delete_branch(**ids(), branch="main")
+    assert await provider.branch_head(**ids(), branch="main") == created.initial_commit_sha
+    with pytest.raises(RepositoryNotFound):
+        await provider.delete_branch(**ids("other"), branch="feature/x")
+    if GIT is not None:
+        git(provider, "fsck", "--strict")
+        assert git(provider, "for-each-ref", "--format=%(refname)", "refs/heads").split() == [
+            "refs/heads/feature/x",
+            "refs/heads/main",
+        ]
 
 
 @pytest.mark.asyncio

@@ -12,6 +12,7 @@ from services.source_control.domain import (
     BranchPolicy,
     Repository,
     RepositoryKind,
+    RepositoryName,
     RepositoryProvider,
     RepositoryStatus,
     Visibility,
@@ -110,6 +111,13 @@ def test_a_name_held_by_another_repository_of_the_project_is_refused() -> None:
 
     with pytest.raises(DuplicateRepositoryName, match="orders-service"):
         Repository.ensure_name_free(existing, repository_id="repo-2")
+
+
+def test_names_are_compared_case_insensitively_by_their_key() -> None:
+    # Azure DevOps and GitHub refuse "Orders-Service" beside "orders-service".
+    assert RepositoryName("Orders-Service").key == RepositoryName("orders-SERVICE").key == "orders-service"
+    assert RepositoryName("Orders-Service") == "Orders-Service"  # the name keeps its case
+    assert RepositoryName("orders.v2").key != RepositoryName("orders-v2").key
 
 
 def test_a_free_name_or_the_repository_s_own_name_is_accepted() -> None:
