@@ -12,13 +12,19 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import uuid
+from datetime import UTC, datetime
+from typing import Any
 
 import aio_pika
 import asyncpg
 import orjson
 
 INBOX_QUEUE = "bench.bare.inbox"
+COMMANDS_EXCHANGE = "devops.commands"
 EVENTS_EXCHANGE = "devops.events"
+COMMAND_KEY = "bench-bare.record-pull-request-review.v1"
+EVENT_KEY = "bench-bare.pull-request-review-recorded.v1"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS bench_inbox (tenant_id text, event_id text, event_type text, outcome text,
@@ -30,6 +36,38 @@ CREATE TABLE IF NOT EXISTS bench_outbox (id bigserial PRIMARY KEY, tenant_id tex
 """
 
 
+def follow_on_event(command: dict[str, Any], version: int, evaluation: str) -> bytes:
+    """The same event the runtime emits, field for field, with the stored policy evaluation."""
+    payload = command["payload"]
+    return orjson.dumps(
+        {
+            "eventId": f"evt-{uuid.uuid4()}",
+            "eventType": "PullRequestReviewRecorded",
+            "schemaVersion": 1,
+            "tenantId": command["tenantId"],
+            "projectId": command.get("projectId"),
+            "aggregateType": "PullRequest",
+            "aggregateId": payload["pullRequestId"],
+            "aggregateVersion": version,
+            "traceId": command["traceId"],
+            "correlationId": command["correlationId"],
+            "causationId": command["eventId"],
+            "occurredAt": datetime.now(UTC).isoformat(),
+            "source": "devops.bench-bare",
+            "payload": {
+                "pullRequestId": payload["pullRequestId"],
+                "tenantId": command["tenantId"],
+                "projectId": command.get("projectId"),
+                "reviewer": payload["reviewer"],
+                "vote": payload["vote"],
+                "comment": payload.get("comment", ""),
+                "reviewedAt": command["occurredAt"],
+                "policyEvaluation": orjson.Fragment(evaluation),
+            },
+        }
+    )
+
+
 async def main(amqp_url: str, dsn: str, prefetch: int) -> None:
     pool = await asyncpg.create_pool(dsn, min_size=prefetch, max_size=prefetch)
     async with pool.acquire() as connection:
@@ -39,43 +77,55 @@ async def main(amqp_url: str, dsn: str, prefetch: int) -> None:
     await channel.set_qos(prefetch_count=prefetch)
     events = await channel.get_exchange(EVENTS_EXCHANGE)
     queue = await channel.declare_queue(INBOX_QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
+    # Commands arrive through the same topic exchange as the runtime's.
+    await queue.bind(COMMANDS_EXCHANGE, routing_key=COMMAND_KEY)
 
     async def handle(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-        envelope = orjson.loads(message.body)
-        payload = envelope["payload"]
-        event = orjson.dumps(
-            {**envelope, "eventType": "PullRequestReviewRecorded", "causationId": envelope["eventId"]}
-        )
+        command = orjson.loads(message.body)
+        payload = command["payload"]
         async with pool.acquire() as db:
             async with db.transaction():
                 await db.execute(
                     "INSERT INTO bench_inbox (tenant_id, event_id, event_type, outcome) "
                     "VALUES ($1, $2, $3, 'done')",
-                    envelope["tenantId"],
-                    envelope["eventId"],
-                    envelope["eventType"],
+                    command["tenantId"],
+                    command["eventId"],
+                    command["eventType"],
                 )
-                await db.execute(
+                row = await db.fetchrow(
                     "UPDATE bench_pull_requests "
                     "SET state = jsonb_set(state, '{lastReviewer}', to_jsonb($3::text)), "
-                    "version = version + 1, updated_at = now() WHERE tenant_id = $1 AND id = $2",
-                    envelope["tenantId"],
+                    "version = version + 1, updated_at = now() WHERE tenant_id = $1 AND id = $2 "
+                    "RETURNING version, state->'policyEvaluation' AS evaluation",
+                    command["tenantId"],
                     payload["pullRequestId"],
                     payload["reviewer"],
                 )
+                event = follow_on_event(command, row["version"], row["evaluation"])
                 outbox_id = await db.fetchval(
                     "INSERT INTO bench_outbox (tenant_id, routing_key, message_id, body) "
                     "VALUES ($1, $2, $3, $4) RETURNING id",
-                    envelope["tenantId"],
-                    "bench.bare.review-recorded.v1",
-                    envelope["eventId"],
+                    command["tenantId"],
+                    EVENT_KEY,
+                    command["eventId"],
                     event,
                 )
             await events.publish(
                 aio_pika.Message(
-                    event, message_id=envelope["eventId"], delivery_mode=aio_pika.DeliveryMode.PERSISTENT
+                    event,
+                    message_id=command["eventId"],
+                    type="PullRequestReviewRecorded",
+                    correlation_id=command["correlationId"],
+                    content_type="application/json",
+                    headers={
+                        "x-tenant-id": command["tenantId"],
+                        "x-causation-id": command["eventId"],
+                        "x-schema-version": 1,
+                    },
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 ),
-                routing_key="bench.bare.review-recorded.v1",
+                routing_key=EVENT_KEY,
+                mandatory=True,
             )
             await db.execute("UPDATE bench_outbox SET sent_at = now() WHERE id = $1", outbox_id)
         await message.ack()

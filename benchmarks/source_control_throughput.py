@@ -33,7 +33,8 @@ import orjson
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.bare_loop import INBOX_QUEUE as BARE_INBOX  # noqa: E402
+from benchmarks.bare_loop import COMMAND_KEY as BARE_COMMAND_KEY  # noqa: E402
+from benchmarks.bare_loop import EVENT_KEY as BARE_EVENT_KEY  # noqa: E402
 from benchmarks.bare_loop import SCHEMA as BARE_SCHEMA  # noqa: E402
 from contracts import source_control as c  # noqa: E402
 from contracts.base import Payload  # noqa: E402
@@ -43,7 +44,6 @@ from shared_kernel.envelope import Envelope  # noqa: E402
 from shared_kernel.persistence.migrations import migrate  # noqa: E402
 
 RUNTIME_EVENT_KEY = "source-control.pull-request-review-recorded.v1"
-BARE_EVENT_KEY = "bench.bare.review-recorded.v1"
 BENCH_DATABASE = "devops_bench"
 
 
@@ -237,13 +237,24 @@ def cpu_seconds(process: subprocess.Popen[bytes]) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def summary(elapsed: float, latencies: list[float], cpu: float) -> dict[str, float]:
+def machine_cpu_seconds() -> float:
+    """Busy CPU time of the whole machine so far: consumer, broker, database and load generator."""
+    try:
+        fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq = (int(value) for value in fields[:7])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def summary(elapsed: float, latencies: list[float], cpu: float, machine: float) -> dict[str, float]:
     ordered = sorted(latencies)
     return {
         "throughput": len(ordered) / elapsed,
         "p50": ordered[len(ordered) // 2] * 1000,
         "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000,
         "cpu": cpu / len(ordered) * 1000,
+        "machine": machine / len(ordered) * 1000,
     }
 
 
@@ -281,7 +292,6 @@ async def main() -> None:
         generator = LoadGenerator(channel)
         await generator.listen()
         commands = await channel.get_exchange("devops.commands")
-        default = channel.default_exchange
 
         async def to_runtime(body: bytes) -> None:
             await commands.publish(
@@ -290,9 +300,9 @@ async def main() -> None:
             )
 
         async def to_bare(body: bytes) -> None:
-            await default.publish(
+            await commands.publish(
                 aio_pika.Message(body, delivery_mode=2, content_type="application/json"),
-                routing_key=BARE_INBOX,
+                routing_key=BARE_COMMAND_KEY,
             )
 
         results: dict[str, list[dict[str, float]]] = {"runtime": [], "bare loop": []}
@@ -302,9 +312,10 @@ async def main() -> None:
                     (e.event_id, e.to_json())
                     for e in review_commands(tenant, pull_requests, args.messages, round_)
                 ]
-                cpu_before = cpu_seconds(consumer)
+                cpu_before, machine_before = cpu_seconds(consumer), machine_cpu_seconds()
                 elapsed, latencies = await generator.run(bodies, send, args.window)
-                results[name].append(summary(elapsed, latencies, cpu_seconds(consumer) - cpu_before))
+                cpu, machine = cpu_seconds(consumer) - cpu_before, machine_cpu_seconds() - machine_before
+                results[name].append(summary(elapsed, latencies, cpu, machine))
                 print(
                     f"round {round_ + 1} {name:9}: {results[name][-1]['throughput']:8.0f} msg/s", flush=True
                 )
@@ -316,7 +327,7 @@ async def main() -> None:
         await connection.close()
 
     medians = {
-        name: {key: statistics.median(r[key] for r in runs) for key in ("throughput", "p50", "p99", "cpu")}
+        name: {key: statistics.median(r[key] for r in runs) for key in ("throughput", "p50", "p99", "cpu", "machine")}
         for name, runs in results.items()
     }
     print()
@@ -324,11 +335,13 @@ async def main() -> None:
         f"{args.messages} RecordPullRequestReview commands per run, prefetch {args.prefetch}, "
         f"window {args.window}, median of {args.rounds}"
     )
-    print(f"{'':12}{'msg/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'CPU ms/msg':>12}")
+    header = f"{'':12}{'msg/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'consumer CPU':>14}{'machine CPU':>13}"
+    print(header)
+    print(f"{'':52}{'ms/msg':>14}{'ms/msg':>13}")
     for name, figures in medians.items():
         print(
             f"{name:12}{figures['throughput']:10.0f}{figures['p50']:10.1f}{figures['p99']:10.1f}"
-            f"{figures['cpu']:12.2f}"
+            f"{figures['cpu']:14.2f}{figures['machine']:13.2f}"
         )
     ratio = medians["runtime"]["throughput"] / medians["bare loop"]["throughput"]
     print(f"ratio runtime / bare loop (throughput): {ratio:.2f}")

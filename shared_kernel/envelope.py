@@ -135,7 +135,7 @@ class Envelope(BaseModel):
     # -- wire form --------------------------------------------------------------------
 
     def to_json(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json", by_alias=True, exclude_none=True))
+        return self.__pydantic_serializer__.to_json(self, by_alias=True, exclude_none=True)
 
     @classmethod
     def from_json(cls, body: bytes) -> Envelope:

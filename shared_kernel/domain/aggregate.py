@@ -30,6 +30,10 @@ class DomainModel(BaseModel):
         """The camelCase JSON-compatible form used in payloads and storage."""
         return self.model_dump(mode="json", by_alias=True)
 
+    def wire_json(self) -> bytes:
+        """``wire()`` serialised straight to JSON bytes (no intermediate dict)."""
+        return self.__pydantic_serializer__.to_json(self, by_alias=True)
+
 
 class RecordedEvent(BaseModel):
     """A domain event an aggregate method recorded, not yet in the outbox."""

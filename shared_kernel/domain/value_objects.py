@@ -16,6 +16,9 @@ from pydantic_core import core_schema
 from shared_kernel.domain.errors import InvalidValue
 
 
+_KNOWN_VALUES_PER_TYPE = 4096
+
+
 class ValueString(str):
     """A validated, immutable string value."""
 
@@ -48,11 +51,22 @@ class ValueString(str):
     def __get_pydantic_core_schema__(
         cls, source: Any, handler: GetCoreSchemaHandler
     ) -> core_schema.CoreSchema:
+        # Values are immutable, so a validated one can be handed out again:
+        # loading an aggregate meets the same ids and names over and over.
+        known: dict[str, ValueString] = {}
+
         def validate(value: str) -> ValueString:
+            hit = known.get(value)
+            if hit is not None:
+                return hit
             try:
-                return cls(value)
+                made = cls(value)
             except InvalidValue as error:
                 raise ValueError(str(error)) from error
+            if len(known) >= _KNOWN_VALUES_PER_TYPE:
+                known.clear()
+            known[value] = made
+            return made
 
         return core_schema.no_info_after_validator_function(
             validate,

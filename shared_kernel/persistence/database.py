@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import asyncpg
 import orjson
@@ -26,14 +27,22 @@ def asyncpg_dsn(url: str, database: str | None = None) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
+_JSONB_VERSION = b"\x01"  # the binary jsonb format: a version byte, then JSON text
+
+
+def _encode_jsonb(value: Any) -> bytes:
+    """JSON given as bytes is already serialised (an aggregate's state); anything else is dumped."""
+    return _JSONB_VERSION + (value if isinstance(value, bytes) else orjson.dumps(value))
+
+
+def _decode_jsonb(data: bytes) -> Any:
+    return orjson.loads(data[1:])
+
+
 async def _init_connection(connection: asyncpg.Connection) -> None:
-    for json_type in ("json", "jsonb"):
-        await connection.set_type_codec(
-            json_type,
-            encoder=lambda value: orjson.dumps(value).decode(),
-            decoder=orjson.loads,
-            schema="pg_catalog",
-        )
+    await connection.set_type_codec(
+        "jsonb", encoder=_encode_jsonb, decoder=_decode_jsonb, schema="pg_catalog", format="binary"
+    )
 
 
 class _PooledConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg ships no types
@@ -45,6 +54,34 @@ class _PooledConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg sh
 
     def get_reset_query(self) -> str:
         return ""
+
+
+class _Transaction:
+    """Pooled connection + transaction as one context manager (per-message path)."""
+
+    __slots__ = ("_connection", "_pool", "_transaction")
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        self._connection = await self._pool.acquire()
+        try:
+            self._transaction = self._connection.transaction()
+            await self._transaction.start()
+        except BaseException:
+            await self._pool.release(self._connection)
+            raise
+        return self._connection
+
+    async def __aexit__(self, error_type: type[BaseException] | None, *_: object) -> None:
+        try:
+            if error_type is None:
+                await self._transaction.commit()
+            else:
+                await self._transaction.rollback()
+        finally:
+            await self._pool.release(self._connection)
 
 
 class Database:
@@ -77,12 +114,10 @@ class Database:
             await self._pool.close()
             self._pool = None
 
-    @asynccontextmanager
-    async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
+    def transaction(self) -> _Transaction:
         """A transaction with no tenant yet: row-level security shows it nothing
         until the tenant is set (``record_in_inbox`` or ``tenant_transaction``)."""
-        async with self.pool.acquire() as connection, connection.transaction():
-            yield connection
+        return _Transaction(self.pool)
 
     @asynccontextmanager
     async def tenant_transaction(self, tenant_id: str) -> AsyncIterator[asyncpg.Connection]:

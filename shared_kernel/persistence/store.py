@@ -14,7 +14,7 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 import asyncpg
-from sqlalchemy import CTE, Insert, MetaData, Table, Text, bindparam, func, literal_column, select, true
+from sqlalchemy import CTE, Insert, MetaData, Table, Text, bindparam, cast, func, literal_column, select, true
 from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB, insert
 
 from shared_kernel.domain import AggregateRoot, RuleViolation
@@ -49,7 +49,7 @@ class AggregateMapping:
             "id": aggregate.aggregate_id,
             "project_id": aggregate.project_id,
             **{column: value(aggregate) for column, value in self.columns.items()},
-            "state": aggregate.wire(),
+            "state": aggregate.wire_json(),
             "created_at": aggregate.created_at,
             "created_by": aggregate.created_by,
             "updated_at": aggregate.updated_at,
@@ -121,7 +121,9 @@ def _select_statement(mapping: AggregateMapping, where: tuple[str, ...], limit: 
     key = ("select", mapping.table.name, where, limit)
     if key not in _statement_cache:
         table = mapping.table
-        query = select(table.c.state, table.c.version).where(table.c.tenant_id == bindparam("tenant_id"))
+        # The state as JSON text, validated into the aggregate in one step (model_validate_json).
+        state = cast(table.c.state, Text).label("state")
+        query = select(state, table.c.version).where(table.c.tenant_id == bindparam("tenant_id"))
         for column in where:
             query = query.where(table.c[column] == bindparam(column))
         if limit:
@@ -202,8 +204,8 @@ class AggregateStore:
             )
 
     @staticmethod
-    def _hydrate(mapping: AggregateMapping, state: dict[str, Any], version: int) -> Any:
-        aggregate = mapping.aggregate.model_validate(state)
+    def _hydrate(mapping: AggregateMapping, state: str, version: int) -> Any:
+        aggregate = mapping.aggregate.model_validate_json(state)
         aggregate.version = version
         return aggregate
 
