@@ -258,6 +258,31 @@ def summary(elapsed: float, latencies: list[float], cpu: float, machine: float) 
     }
 
 
+def print_report(results: dict[str, list[dict[str, float]]], args: argparse.Namespace) -> None:
+    medians = {
+        name: {
+            key: statistics.median(r[key] for r in runs)
+            for key in ("throughput", "p50", "p99", "cpu", "machine")
+        }
+        for name, runs in results.items()
+    }
+    print()
+    print(
+        f"{args.messages} RecordPullRequestReview commands per run, prefetch {args.prefetch}, "
+        f"window {args.window}, median of {args.rounds}"
+    )
+    header = f"{'':12}{'msg/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'consumer CPU':>14}{'machine CPU':>13}"
+    print(header)
+    print(f"{'':52}{'ms/msg':>14}{'ms/msg':>13}")
+    for name, figures in medians.items():
+        print(
+            f"{name:12}{figures['throughput']:10.0f}{figures['p50']:10.1f}{figures['p99']:10.1f}"
+            f"{figures['cpu']:14.2f}{figures['machine']:13.2f}"
+        )
+    ratio = medians["runtime"]["throughput"] / medians["bare loop"]["throughput"]
+    print(f"ratio runtime / bare loop (throughput): {ratio:.2f}")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -326,25 +351,7 @@ async def main() -> None:
         runtime.wait(30)
         await connection.close()
 
-    medians = {
-        name: {key: statistics.median(r[key] for r in runs) for key in ("throughput", "p50", "p99", "cpu", "machine")}
-        for name, runs in results.items()
-    }
-    print()
-    print(
-        f"{args.messages} RecordPullRequestReview commands per run, prefetch {args.prefetch}, "
-        f"window {args.window}, median of {args.rounds}"
-    )
-    header = f"{'':12}{'msg/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'consumer CPU':>14}{'machine CPU':>13}"
-    print(header)
-    print(f"{'':52}{'ms/msg':>14}{'ms/msg':>13}")
-    for name, figures in medians.items():
-        print(
-            f"{name:12}{figures['throughput']:10.0f}{figures['p50']:10.1f}{figures['p99']:10.1f}"
-            f"{figures['cpu']:14.2f}{figures['machine']:13.2f}"
-        )
-    ratio = medians["runtime"]["throughput"] / medians["bare loop"]["throughput"]
-    print(f"ratio runtime / bare loop (throughput): {ratio:.2f}")
+    print_report(results, args)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from pydantic_core import core_schema
 
 from shared_kernel.domain.errors import InvalidValue
 
-
 _KNOWN_VALUES_PER_TYPE = 4096
 
 
