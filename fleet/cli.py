@@ -26,6 +26,7 @@ from rich.table import Table
 import contracts
 from contracts.registry import UnknownMessage
 from shared_kernel.envelope import Envelope, describe_validation_error
+from shared_kernel.messaging.publisher import amqp_message
 
 # Every deployable service, by the name used for its queues and database.
 SERVICES = ("source_control",)
@@ -120,11 +121,8 @@ async def _publish(amqp_url: str, exchange_name: str, routing_key: str, envelope
     try:
         channel = await connection.channel(publisher_confirms=True)
         exchange = await channel.get_exchange(exchange_name)
-        properties = envelope.amqp_properties()
         await exchange.publish(
-            aio_pika.Message(
-                envelope.to_json(), delivery_mode=aio_pika.DeliveryMode.PERSISTENT, **properties
-            ),
+            amqp_message(envelope.to_json(), envelope.amqp_properties(), app_id=envelope.source),
             routing_key=routing_key,
             mandatory=True,
         )

@@ -14,6 +14,20 @@ from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnec
 from pamqp.commands import Basic
 
 
+def amqp_message(body: bytes, properties: dict[str, Any], *, app_id: str | None = None) -> aio_pika.Message:
+    """A persistent AMQP message with the envelope's mirrored properties (``Envelope.amqp_properties``)."""
+    return aio_pika.Message(
+        body,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=properties.get("message_id"),
+        type=properties.get("type"),
+        correlation_id=properties.get("correlation_id"),
+        content_type=properties.get("content_type", "application/json"),
+        headers=properties.get("headers") or {},
+        app_id=app_id,
+    )
+
+
 class PublishNotConfirmed(Exception):
     """The broker did not confirm the message (nack, return or timeout)."""
 
@@ -60,16 +74,7 @@ class ConfirmedPublisher:
     ) -> None:
         """Publish and wait for the broker's confirm; raise if it is not an ack."""
         exchange = await self._exchange(exchange_name)
-        message = aio_pika.Message(
-            body,
-            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-            message_id=properties.get("message_id"),
-            type=properties.get("type"),
-            correlation_id=properties.get("correlation_id"),
-            content_type=properties.get("content_type", "application/json"),
-            headers=properties.get("headers") or {},
-            app_id=self._app_id,
-        )
+        message = amqp_message(body, properties, app_id=self._app_id)
         confirmation = await exchange.publish(
             message, routing_key=routing_key, mandatory=True, timeout=self._timeout
         )

@@ -15,6 +15,7 @@ import contracts
 from contracts.base import Payload
 from contracts.registry import AUDIT_EXCHANGE, COMMANDS_EXCHANGE, EVENTS_EXCHANGE
 from shared_kernel.envelope import Envelope
+from shared_kernel.messaging.publisher import amqp_message
 
 
 @dataclass(frozen=True)
@@ -137,15 +138,7 @@ class Bus:
         properties = properties or {}
         target = await self.channel.get_exchange(exchange) if exchange else self.channel.default_exchange
         await target.publish(
-            aio_pika.Message(
-                body,
-                delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                message_id=properties.get("message_id"),
-                type=properties.get("type"),
-                correlation_id=properties.get("correlation_id"),
-                content_type=properties.get("content_type", "application/json"),
-                headers=properties.get("headers") or {},
-            ),
+            amqp_message(body, properties),
             routing_key=routing_key,
             mandatory=True,
         )
