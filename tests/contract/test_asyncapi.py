@@ -52,12 +52,11 @@ from contracts.registry import (
 )
 from contracts.source_control import ProvisionRepository, RepositoryProvisioned
 from shared_kernel.envelope import Envelope
+from tests.support.schemas import published_schema
 
 pytestmark = pytest.mark.contract
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMAS = ROOT.parent / "shared" / "schemas"  # beside the repository, not in it
-ASYNCAPI_SCHEMA = SCHEMAS / "asyncapi-3.0.0.schema.json"
 COMMITTED = ROOT / "docs" / "asyncapi.json"
 CONTRACTS_DOC = ROOT / "docs" / "contracts.md"
 
@@ -71,18 +70,6 @@ AT = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
 def _document() -> dict[str, Any]:
     document: dict[str, Any] = json.loads(render(build_asyncapi(registry)))
     return document
-
-
-@cache
-def _asyncapi_schema() -> dict[str, Any]:
-    if not ASYNCAPI_SCHEMA.is_file():
-        pytest.skip(
-            f"published schema {ASYNCAPI_SCHEMA.name} not found at {ASYNCAPI_SCHEMA}: the schemas live "
-            "in ../shared/schemas beside the repository, not in it"
-        )
-    schema: dict[str, Any] = json.loads(ASYNCAPI_SCHEMA.read_text(encoding="utf-8"))
-    Draft7Validator.check_schema(schema)
-    return schema
 
 
 def _contract_address(contract: MessageContract) -> str:
@@ -136,7 +123,7 @@ def _wire_errors(message_id: str, part: str, instance: Any) -> list[str]:
 
 
 def test_document_is_valid_asyncapi_3() -> None:
-    validator = Draft7Validator(_asyncapi_schema())
+    validator = Draft7Validator(published_schema("asyncapi-3.0.0.schema.json"))
     errors = []
     for error in validator.iter_errors(_document()):
         cause = best_match([error])  # a oneOf failure names the branch that came closest

@@ -10,10 +10,8 @@ without a word.
 
 from __future__ import annotations
 
-import json
 import shlex
 from collections.abc import Iterator
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -24,11 +22,11 @@ from jsonschema import Draft7Validator
 from services.source_control.settings import SourceControlSettings
 from shared_kernel.durations import parse_duration
 from shared_kernel.settings import FLEET_WIDE, ServiceSettings
+from tests.support.schemas import published_schema
 
 pytestmark = pytest.mark.contract
 
 ROOT = Path(__file__).resolve().parents[2]
-SCHEMAS = ROOT.parent / "shared" / "schemas"  # beside the repository, not in it
 COMPOSE = ROOT / "docker-compose.yml"
 SOURCE_CONTROL_KUSTOMIZATION = ROOT / "deploy" / "kubernetes" / "source-control" / "kustomization.yaml"
 SETTINGS_DOC = ROOT / "docs" / "settings.md"
@@ -50,19 +48,6 @@ def _load(path: Path) -> Any:
 
 def _documents(path: Path) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")) if doc is not None]
-
-
-@cache
-def _schema(name: str) -> dict[str, Any]:
-    path = SCHEMAS / name
-    if not path.is_file():
-        pytest.skip(
-            f"published schema {name} not found at {path}: the schemas live in ../shared/schemas "
-            "beside the repository, not in it"
-        )
-    schema: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    Draft7Validator.check_schema(schema)
-    return schema
 
 
 def _schema_errors(instance: Any, schema: dict[str, Any]) -> list[str]:
@@ -170,7 +155,7 @@ def _deployment_module(deployment: dict[str, Any]) -> str:
 
 
 def test_compose_file_follows_the_compose_specification() -> None:
-    schema = _schema("compose-spec.schema.json")
+    schema = published_schema("compose-spec.schema.json")
     assert _schema_errors(_compose(), schema) == []
 
 
@@ -226,7 +211,7 @@ def test_compose_grace_period_outlasts_the_shutdown_timeout() -> None:
 
 
 def test_kustomization_follows_its_schema() -> None:
-    schema = _schema("kustomization.schema.json")
+    schema = published_schema("kustomization.schema.json")
     assert _schema_errors(_kustomization(), schema) == []
 
 
