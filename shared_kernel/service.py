@@ -71,7 +71,9 @@ class ServiceRuntime:
             application_name=f"{settings.service_name}-consumer",
         )
         self.relay_database = Database(
-            settings.relay_database_url, size=2, application_name=f"{settings.service_name}-relay"
+            settings.relay_database_url,
+            size=settings.relay_in_flight_batches + 1,
+            application_name=f"{settings.service_name}-relay",
         )
         self.publisher = ConfirmedPublisher(settings.amqp_url, app_id=settings.source)
         self.processor = MessageProcessor(
@@ -92,6 +94,7 @@ class ServiceRuntime:
             self.publisher,
             batch_size=settings.relay_batch_size,
             poll_interval=parse_duration(settings.relay_poll_interval),
+            in_flight=settings.relay_in_flight_batches,
         )
         self._relay_task: asyncio.Task[None] | None = None
         self._subscriber = self.broker.subscriber(

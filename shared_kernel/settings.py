@@ -35,6 +35,7 @@ FLEET_WIDE = frozenset(
         "transient_attempts",
         "delivery_limit",
         "relay_batch_size",
+        "relay_in_flight_batches",
         "relay_poll_interval",
         "shutdown_timeout",
         "history_retention",
@@ -76,6 +77,7 @@ class ServiceSettings(BaseSettings):
     transient_attempts: int = Field(default=3, ge=1)
     delivery_limit: int = Field(default=20, ge=1)
     relay_batch_size: int = Field(default=200, ge=1)
+    relay_in_flight_batches: int = Field(default=2, ge=1, le=16)
     relay_poll_interval: str = "1s"
     shutdown_timeout: str = "20s"
     history_retention: str = "7d"

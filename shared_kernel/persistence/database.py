@@ -102,7 +102,9 @@ class Database:
     async def open(self) -> None:
         self._pool = await asyncpg.create_pool(
             self._dsn,
-            min_size=1,
+            # Open every connection up front: a pool that could not grow later (the
+            # server out of slots) would starve the consumer or, worse, the relay.
+            min_size=self._size,
             max_size=self._size,
             init=_init_connection,
             connection_class=_PooledConnection,
