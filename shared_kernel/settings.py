@@ -66,10 +66,12 @@ class ServiceSettings(BaseSettings):
     postgres_admin_password: str = ""
     app_role_password: str = ""
     relay_role_password: str = ""
+    operator_role_password: str = ""
     # Full URLs override what is derived from the fields above.
     admin_database_url: str = ""
     database_url: str = ""
     relay_database_url: str = ""
+    operator_database_url: str = ""
 
     prefetch: int = Field(default=32, ge=1, le=1000)
     database_pool_size: int = Field(default=0, ge=0)  # 0: prefetch + 2
@@ -129,6 +131,8 @@ class ServiceSettings(BaseSettings):
             self.database_url = self._url(self.app_role, self.app_role_password)
         if not self.relay_database_url:
             self.relay_database_url = self._url(self.relay_role, self.relay_role_password)
+        if not self.operator_database_url:
+            self.operator_database_url = self._url(self.operator_role, self.operator_role_password)
         if not self.database_pool_size:
             self.database_pool_size = self.prefetch + 2
         return self
@@ -162,6 +166,11 @@ class ServiceSettings(BaseSettings):
     @property
     def relay_role(self) -> str:
         return f"devops_{self.service_name}_relay"
+
+    @property
+    def operator_role(self) -> str:
+        """Dead-letter store and operator tools: every tenant's dead letters, nothing else."""
+        return f"devops_{self.service_name}_operator"
 
     @property
     def retry_delay_seconds(self) -> list[float]:
