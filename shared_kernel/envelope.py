@@ -37,7 +37,8 @@ class Envelope(BaseModel):
     event_id: str
     event_type: str = Field(min_length=1, max_length=128, pattern=r"^[A-Z][A-Za-z0-9]*$")
     schema_version: int = Field(ge=1)
-    tenant_id: str = Field(min_length=1, max_length=128)
+    # Tenants name folders, Git repositories and distribution keys: a safe token.
+    tenant_id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
     project_id: str | None = Field(default=None, max_length=128)
     module_id: str | None = Field(default=None, max_length=128)
     aggregate_type: str | None = None

@@ -324,6 +324,7 @@ class SourceControlHandlers:
         if await uow.get(PullRequest, command.pull_request_id) is not None:
             raise errors.PullRequestAlreadyOpened(command.pull_request_id)
         repository = await _repository(uow, command.repository_id)
+        repository.ensure_active()
         branches: dict[str, Branch] = {}
         for name in (command.source_branch, command.target_branch):
             found = await _active_branch(uow, command.repository_id, name)
@@ -389,10 +390,15 @@ class SourceControlHandlers:
     async def merge_pull_request(self, message: Message[c.MergePullRequest]) -> None:
         command, envelope = message.payload, message.envelope
         pull_request = await _pull_request(message.uow, command.pull_request_id)
+        (await _repository(message.uow, pull_request.repository_id)).ensure_active()
+        target = await _active_branch(message.uow, pull_request.repository_id, pull_request.target_branch)
+        if target is None:
+            raise errors.BranchNotFoundYet(pull_request.repository_id, pull_request.target_branch)
+        policy = target.merge_policy()  # as it stands now, not as it was at open
         where = {"tenant_id": envelope.tenant_id, "repository_id": pull_request.repository_id}
         # The checks must have passed on the commit Git will merge: the source head.
         source_head = pull_request.ensure_mergeable(
-            source_head=await self._git.branch_head(**where, branch=pull_request.source_branch)
+            source_head=await self._git.branch_head(**where, branch=pull_request.source_branch), policy=policy
         )
         try:
             written = await self._git.merge(
@@ -412,6 +418,7 @@ class SourceControlHandlers:
         pull_request.merge(
             merge_commit_sha=written.sha,
             source_head=source_head,
+            policy=policy,
             at=envelope.occurred_at,
             by=command.merged_by,
         )

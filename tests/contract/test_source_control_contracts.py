@@ -169,7 +169,7 @@ def every_recorded_event() -> list[RecordedEvent]:
         )
     merged.record_review(reviewer="bob", vote=Vote.APPROVED, comment="LGTM", at=AT)
     merged.add_comment(comment_id="c-1", author="bob", text="Nice", at=AT)
-    merged.merge(merge_commit_sha="4" * 40, source_head="2" * 40, at=AT, by="agent-7")
+    merged.merge(merge_commit_sha="4" * 40, source_head="2" * 40, policy=merged.policy, at=AT, by="agent-7")
     feature.delete(at=AT, by="agent-7")
     abandoned = PullRequest.open(
         pull_request_id="pr-2",

@@ -38,23 +38,25 @@ async def test_the_same_command_twice_changes_state_once_and_emits_once(
 ) -> None:
     scenario = Scenario(bus, source_control.settings)
     repository_id, _ = await scenario.provision()
+    await scenario.branch(repository_id, "feature/x")
+    pull_request_id = await scenario.open_pull_request(repository_id, "feature/x")
+    # Recording a review is not idempotent in the domain: only the inbox stops a second copy.
     envelope = scenario.envelope(
-        c.ChangeRepositorySetting(
-            repository_id=repository_id, key="retention", value="30d", changed_by="alice"
-        )
+        c.RecordPullRequestReview(pull_request_id=pull_request_id, reviewer="bob", vote="Approved")
     )
     await bus.send(envelope)
     await bus.send(envelope)
-    await scenario.wait("RepositorySettingChanged", repositoryId=repository_id)
+    await scenario.wait("PullRequestReviewRecorded", pullRequestId=pull_request_id)
     # A later command on the same queue proves both copies were consumed.
     await scenario.send(
-        c.ChangeRepositorySetting(repository_id=repository_id, key="x", value="1", changed_by="alice")
+        c.RecordPullRequestReview(pull_request_id=pull_request_id, reviewer="carol", vote="Approved")
     )
-    await scenario.wait("RepositorySettingChanged", repositoryId=repository_id, key="x")
-    assert len(scenario.seen("RepositorySettingChanged", key="retention")) == 1
-    repository = await scenario.state_of("repositories", repository_id)
-    assert repository is not None
-    assert repository["version"] == 3  # provisioned, retention, x
+    await scenario.wait("PullRequestReviewRecorded", pullRequestId=pull_request_id, reviewer="carol")
+    assert len(scenario.seen("PullRequestReviewRecorded", reviewer="bob")) == 1
+    pull_request = await scenario.state_of("pull_requests", pull_request_id)
+    assert pull_request is not None
+    assert [review["reviewer"] for review in pull_request["state"]["reviews"]] == ["bob", "carol"]
+    assert pull_request["version"] == 3  # opened, bob, carol
     inbox = await scenario.rows(
         "SELECT outcome FROM inbox WHERE tenant_id = $1 AND event_id = $2",
         scenario.tenant_id,
@@ -71,6 +73,7 @@ async def test_the_same_command_twice_changes_state_once_and_emits_once(
         ("unknown-type", "UnknownMessage", "NoSuchCommand"),
         ("wrong-schema", "InvalidPayload", "provider"),
         ("unsupported-version", "UnknownMessage", "v7"),
+        ("unsafe-tenant", "InvalidEnvelope", "tenantId"),
     ],
 )
 async def test_invalid_input_is_dead_lettered_at_once_with_the_reason(
@@ -98,6 +101,9 @@ async def test_invalid_input_is_dead_lettered_at_once_with_the_reason(
     elif case == "wrong-schema":
         wire["payload"]["provider"] = "Subversion"
         wire["payload"]["unexpected"] = True
+        body = orjson.dumps(wire)
+    elif case == "unsafe-tenant":
+        wire["tenantId"] = "acme corp/../other"
         body = orjson.dumps(wire)
     else:
         wire["schemaVersion"] = 7

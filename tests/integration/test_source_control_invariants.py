@@ -646,3 +646,60 @@ async def test_a_commit_whose_prerequisite_never_arrives_is_retried_then_dead_le
     assert scenario.seen("CommandRejected", commandId=sent.event_id) == []
     assert await inbox_outcome(scenario, sent, within=0) is None
     assert await watch.read(scenario) == before
+
+
+async def test_a_policy_bound_after_the_pull_request_opened_applies_at_merge(
+    source_control: ServiceRuntime, bus: Bus
+) -> None:
+    scenario = Scenario(bus, source_control.settings)
+    repository_id, pull_request_id, commit = await open_pull_request(scenario)
+    await vote(scenario, pull_request_id, REVIEWER)
+    # A pipeline now exists: build validation is bound on the target branch.
+    bound = await scenario.send(
+        c.BindBranchPolicy(
+            repository_id=repository_id,
+            branch=MAIN,
+            binding=c.PolicyBinding(
+                binding_id="build-validation",
+                policy_type="BuildValidation",
+                settings=c.PolicyBindingSettings(check_name="build", pipeline_id="pipe-1"),
+            ),
+            bound_by="svc-pipelines",
+        )
+    )
+    await caused(scenario, bound, "BranchPolicyBound")
+    watch = Watch(repository_id, rows=[("pull_requests", pull_request_id)], heads=[MAIN, FEATURE])
+    await refuse(scenario, close_command("merge", pull_request_id), "RequiredChecksNotPassed", watch)
+
+    await report(scenario, pull_request_id, "Succeeded", commit.payload["sha"])
+    merged = await caused(
+        scenario, await scenario.send(close_command("merge", pull_request_id)), "PullRequestMerged"
+    )
+    assert merged.payload["policyEvaluation"]["passedChecks"] == ["build"]
+
+
+@pytest.mark.parametrize("action", ["open", "merge"])
+async def test_an_archived_repository_takes_no_pull_request_and_no_merge(
+    source_control: ServiceRuntime, bus: Bus, action: str
+) -> None:
+    scenario = Scenario(bus, source_control.settings)
+    repository_id, pull_request_id, _ = await open_pull_request(scenario)
+    await vote(scenario, pull_request_id, REVIEWER)
+    archived = await scenario.send(
+        c.ArchiveRepository(repository_id=repository_id, reason="retired", archived_by="alice")
+    )
+    await caused(scenario, archived, "RepositoryArchived")
+    watch = Watch(repository_id, rows=[("pull_requests", pull_request_id)], heads=[MAIN, FEATURE])
+    command: Payload = (
+        close_command("merge", pull_request_id)
+        if action == "merge"
+        else c.OpenPullRequest(
+            pull_request_id=unique("pr"),
+            repository_id=repository_id,
+            source_branch=FEATURE,
+            target_branch=MAIN,
+            title="After the archive",
+            created_by="agent-1",
+        )
+    )
+    await refuse(scenario, command, "RepositoryNotActive", watch)

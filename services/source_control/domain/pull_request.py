@@ -76,7 +76,8 @@ class PullRequestComment(DomainModel):
 
 
 class PullRequest(AggregateRoot):
-    """A pull request evaluates itself against the policy its target branch had at open time.
+    """A pull request evaluates itself against its target branch's policy (recorded at open,
+    applied as it stands at merge).
 
     Anyone may review, the author included (as in Azure DevOps), but the
     author's own vote never counts towards the policy.
@@ -164,8 +165,11 @@ class PullRequest(AggregateRoot):
         )
         return pull_request
 
-    def evaluate_policy(self, source_head: str | None = None) -> PolicyEvaluation:
-        """Each reviewer's latest vote and each check's latest report, against the policy.
+    def evaluate_policy(
+        self, source_head: str | None = None, policy: MergePolicy | None = None
+    ) -> PolicyEvaluation:
+        """Each reviewer's latest vote and each check's latest report, against the policy
+        (``policy``: the target branch's policy now; by default the one last recorded).
 
         Given the ``source_head`` (the commit a merge would take), a check counts
         only if its latest report is for that commit; otherwise it is pending.
@@ -182,7 +186,7 @@ class PullRequest(AggregateRoot):
             c.name: c.commit_sha for c in self.checks if head is not None and c.commit_sha != head
         }
         return PolicyEvaluation.of(
-            self.policy,
+            policy or self.policy,
             approvals=(who for who, vote in latest_votes.items() if vote is Vote.APPROVED),
             rejections=(who for who, vote in latest_votes.items() if vote is Vote.REJECTED),
             succeeded_checks=(c.name for c in self.checks if c.status is CheckStatus.SUCCEEDED),
@@ -254,24 +258,27 @@ class PullRequest(AggregateRoot):
             by=by,
         )
 
-    def ensure_mergeable(self, *, source_head: str | None) -> CommitSha:
+    def ensure_mergeable(self, *, source_head: str | None, policy: MergePolicy) -> CommitSha:
         """Raise unless the pull request may merge ``source_head`` now; call it before Git.
 
         ``source_head`` is the source branch's head in Git (None: the branch is
         gone); a required check passes only if it passed on that very commit,
-        which is returned as the one to merge.
+        which is returned as the one to merge. ``policy`` is the target
+        branch's policy now: one bound after the pull request opened (a build
+        validation once a pipeline exists) applies too.
         """
         self._ensure_can_become(PullRequestStatus.MERGED)
         if source_head is None:
             raise SourceBranchMissing(self.pull_request_id, self.source_branch)
-        self._ensure_passes(self.evaluate_policy(source_head))
+        self._ensure_passes(self.evaluate_policy(source_head, policy))
         return CommitSha(source_head)
 
-    def merge(self, *, merge_commit_sha: str, source_head: str, at: datetime, by: str) -> None:
+    def merge(self, *, merge_commit_sha: str, source_head: str, policy: MergePolicy, at: datetime, by: str) -> None:
         """Record the merge Git has made of ``source_head``; the policy is checked again."""
         self._ensure_can_become(PullRequestStatus.MERGED)
-        evaluation = self.evaluate_policy(source_head)
+        evaluation = self.evaluate_policy(source_head, policy)
         self._ensure_passes(evaluation)
+        self.policy = policy
         self.status = PullRequestStatus.MERGED
         self.policy_evaluation = evaluation
         self.merge_commit_sha, self.merged_at, self.merged_by = CommitSha(merge_commit_sha), at, Identity(by)

@@ -265,11 +265,11 @@ def test_the_author_s_own_vote_never_counts() -> None:
     pull_request.record_review(reviewer=AUTHOR, vote=Vote.APPROVED, at=at(1))
 
     with pytest.raises(PolicyNotSatisfied, match="1 approving reviewer"):
-        pull_request.ensure_mergeable(source_head=HEAD)
+        pull_request.ensure_mergeable(source_head=HEAD, policy=pull_request.policy)
 
     pull_request.record_review(reviewer="bob", vote=Vote.APPROVED, at=at(2))
     pull_request.record_review(reviewer=AUTHOR, vote=Vote.REJECTED, at=at(3))
-    pull_request.ensure_mergeable(source_head=HEAD)
+    pull_request.ensure_mergeable(source_head=HEAD, policy=pull_request.policy)
 
 
 @pytest.mark.parametrize("status", [None, CheckStatus.PENDING, CheckStatus.FAILED])
@@ -283,9 +283,11 @@ def test_merge_waits_for_the_required_checks(status: CheckStatus | None) -> None
     pull_request.pull_events()
 
     with pytest.raises(RequiredChecksNotPassed, match="orders-ci"):
-        pull_request.ensure_mergeable(source_head=HEAD)
+        pull_request.ensure_mergeable(source_head=HEAD, policy=pull_request.policy)
     with pytest.raises(RequiredChecksNotPassed):
-        pull_request.merge(merge_commit_sha=MERGE_SHA, source_head=HEAD, at=at(3), by=AUTHOR)
+        pull_request.merge(
+            merge_commit_sha=MERGE_SHA, source_head=HEAD, policy=pull_request.policy, at=at(3), by=AUTHOR
+        )
     assert pull_request.status is PullRequestStatus.OPEN
     assert pull_request.merge_commit_sha is None
     assert not pull_request.has_pending_events
@@ -310,9 +312,11 @@ def test_a_check_reported_for_another_commit_is_pending_on_the_source_head(statu
     assert pull_request.evaluate_policy().passed is (status is CheckStatus.SUCCEEDED)
     assert pull_request.evaluate_policy(OLDER) == pull_request.evaluate_policy()
     with pytest.raises(RequiredChecksNotPassed, match=f"orders-ci pending.*report is for {OLDER}"):
-        pull_request.ensure_mergeable(source_head=HEAD)
+        pull_request.ensure_mergeable(source_head=HEAD, policy=pull_request.policy)
     with pytest.raises(RequiredChecksNotPassed):
-        pull_request.merge(merge_commit_sha=MERGE_SHA, source_head=HEAD, at=at(3), by=AUTHOR)
+        pull_request.merge(
+            merge_commit_sha=MERGE_SHA, source_head=HEAD, policy=pull_request.policy, at=at(3), by=AUTHOR
+        )
     assert pull_request.status is PullRequestStatus.OPEN
     assert not pull_request.has_pending_events
 
@@ -320,26 +324,30 @@ def test_a_check_reported_for_another_commit_is_pending_on_the_source_head(statu
 def test_a_check_passed_again_on_the_source_head_lets_it_merge() -> None:
     pull_request = ready(open_pull_request())
     with pytest.raises(RequiredChecksNotPassed):
-        pull_request.ensure_mergeable(source_head=MERGE_SHA)  # the head moved on from HEAD
+        pull_request.ensure_mergeable(
+            source_head=MERGE_SHA, policy=pull_request.policy
+        )  # the head moved on from HEAD
 
     pull_request.record_check(
         name="orders-ci", status=CheckStatus.SUCCEEDED, commit_sha=MERGE_SHA, at=at(4), by="svc-pipelines"
     )
 
-    assert pull_request.ensure_mergeable(source_head=MERGE_SHA) == MERGE_SHA  # the commit to merge
+    assert (
+        pull_request.ensure_mergeable(source_head=MERGE_SHA, policy=pull_request.policy) == MERGE_SHA
+    )  # the commit to merge
     with pytest.raises(RequiredChecksNotPassed):
-        pull_request.ensure_mergeable(source_head=HEAD)
+        pull_request.ensure_mergeable(source_head=HEAD, policy=pull_request.policy)
 
 
 def test_a_pull_request_whose_source_branch_is_gone_cannot_merge() -> None:
     pull_request = ready(open_pull_request())
 
     with pytest.raises(SourceBranchMissing, match="feature/orders"):
-        pull_request.ensure_mergeable(source_head=None)
+        pull_request.ensure_mergeable(source_head=None, policy=pull_request.policy)
 
     pull_request.abandon(reason="branch deleted", at=at(5), by=AUTHOR)
     with pytest.raises(PullRequestNotOpen):  # the status speaks first
-        pull_request.ensure_mergeable(source_head=None)
+        pull_request.ensure_mergeable(source_head=None, policy=pull_request.policy)
 
 
 def test_a_check_no_policy_requires_does_not_block() -> None:
@@ -348,20 +356,22 @@ def test_a_check_no_policy_requires_does_not_block() -> None:
         name="lint", status=CheckStatus.FAILED, commit_sha=HEAD, at=at(3), by="svc-pipelines"
     )
 
-    pull_request.ensure_mergeable(source_head=HEAD)
+    pull_request.ensure_mergeable(source_head=HEAD, policy=pull_request.policy)
 
 
 def test_merge_needs_enough_approvals_and_no_rejection() -> None:
     pull_request = open_pull_request(policy=MergePolicy(minimum_reviewers=2))
     pull_request.record_review(reviewer="bob", vote=Vote.APPROVED, at=at(1))
     with pytest.raises(PolicyNotSatisfied, match="2 approving reviewer"):
-        pull_request.ensure_mergeable(source_head=HEAD)
+        pull_request.ensure_mergeable(source_head=HEAD, policy=pull_request.policy)
 
     pull_request.record_review(reviewer="carol", vote=Vote.APPROVED, at=at(2))
     pull_request.record_review(reviewer="dave", vote=Vote.REJECTED, at=at(3))
     pull_request.pull_events()
     with pytest.raises(PolicyNotSatisfied, match="rejected by dave"):
-        pull_request.merge(merge_commit_sha=MERGE_SHA, source_head=HEAD, at=at(4), by=AUTHOR)
+        pull_request.merge(
+            merge_commit_sha=MERGE_SHA, source_head=HEAD, policy=pull_request.policy, at=at(4), by=AUTHOR
+        )
     assert pull_request.status is PullRequestStatus.OPEN
     assert not pull_request.has_pending_events
 
@@ -369,7 +379,9 @@ def test_merge_needs_enough_approvals_and_no_rejection() -> None:
 def test_merge_records_pull_request_merged() -> None:
     pull_request = ready(open_pull_request())
 
-    pull_request.merge(merge_commit_sha=MERGE_SHA, source_head=HEAD, at=at(5), by=AUTHOR)
+    pull_request.merge(
+        merge_commit_sha=MERGE_SHA, source_head=HEAD, policy=pull_request.policy, at=at(5), by=AUTHOR
+    )
 
     assert pull_request.status is PullRequestStatus.MERGED
     assert (pull_request.merge_commit_sha, pull_request.merged_at) == (MERGE_SHA, at(5))
@@ -385,13 +397,17 @@ def test_merge_records_pull_request_merged() -> None:
 
 def test_a_merged_pull_request_cannot_merge_abandon_or_take_reviews() -> None:
     pull_request = ready(open_pull_request())
-    pull_request.merge(merge_commit_sha=MERGE_SHA, source_head=HEAD, at=at(5), by=AUTHOR)
+    pull_request.merge(
+        merge_commit_sha=MERGE_SHA, source_head=HEAD, policy=pull_request.policy, at=at(5), by=AUTHOR
+    )
     pull_request.pull_events()
 
     with pytest.raises(PullRequestNotOpen):
-        pull_request.ensure_mergeable(source_head=HEAD)
+        pull_request.ensure_mergeable(source_head=HEAD, policy=pull_request.policy)
     with pytest.raises(PullRequestNotOpen):
-        pull_request.merge(merge_commit_sha="8" * 40, source_head=HEAD, at=at(6), by=AUTHOR)
+        pull_request.merge(
+            merge_commit_sha="8" * 40, source_head=HEAD, policy=pull_request.policy, at=at(6), by=AUTHOR
+        )
     with pytest.raises(PullRequestNotOpen):
         pull_request.abandon(reason="oops", at=at(6), by=AUTHOR)
     with pytest.raises(PullRequestNotOpen):
@@ -423,7 +439,9 @@ def test_an_abandoned_pull_request_cannot_merge_or_be_abandoned_again() -> None:
     pull_request.pull_events()
 
     with pytest.raises(PullRequestNotOpen):
-        pull_request.merge(merge_commit_sha=MERGE_SHA, source_head=HEAD, at=at(4), by=AUTHOR)
+        pull_request.merge(
+            merge_commit_sha=MERGE_SHA, source_head=HEAD, policy=pull_request.policy, at=at(4), by=AUTHOR
+        )
     with pytest.raises(PullRequestNotOpen):
         pull_request.abandon(reason="again", at=at(4), by=AUTHOR)
     assert pull_request.status is PullRequestStatus.ABANDONED
