@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import asyncpg
@@ -122,8 +123,12 @@ async def seed_pull_requests(channel: aio_pika.abc.AbstractChannel, tenant: str,
     commands = await channel.get_exchange("devops.commands")
     events = await channel.declare_queue("", exclusive=True, auto_delete=True)
     await events.bind("devops.events", routing_key="source-control.#")
-    seen: asyncio.Queue[dict] = asyncio.Queue()
-    await events.consume(lambda m: seen.put_nowait(orjson.loads(m.body)), no_ack=True)
+    seen: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    async def collect(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        seen.put_nowait(orjson.loads(message.body))
+
+    await events.consume(collect, no_ack=True)
 
     async def send(payload: Payload, expect: str) -> None:
         envelope = command(payload, tenant)
