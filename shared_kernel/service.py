@@ -3,7 +3,7 @@
 A service supplies a ``ServiceDefinition`` (its settings type, aggregate
 mappings, migrations folder and a factory that builds its handlers from its
 settings); everything else — topology, subscriber, processor, retries, dead
-letters, relay, logging, signals — is this module's.
+letters, relay, metrics, health endpoints, logging, signals — is this module's.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import sys
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.message import RabbitMessage
 
 import contracts
+from contracts.registry import ContractRegistry, UnknownMessage
 from shared_kernel.domain import AggregateRoot
 from shared_kernel.durations import parse_duration
 from shared_kernel.logging import configure_logging, get_logger
@@ -30,6 +32,14 @@ from shared_kernel.messaging.processor import MessageProcessor, Outcome, Process
 from shared_kernel.messaging.publisher import ConfirmedPublisher
 from shared_kernel.messaging.relay import OutboxRelay
 from shared_kernel.messaging.topology import ServiceTopology, bindings_for, declare_fleet, declare_service
+from shared_kernel.observability import (
+    BacklogProbe,
+    HttpEndpoint,
+    Phase,
+    Readiness,
+    RuntimeMetrics,
+    service_routes,
+)
 from shared_kernel.persistence.database import Database
 from shared_kernel.persistence.store import AggregateMapping
 from shared_kernel.settings import ServiceSettings
@@ -46,7 +56,7 @@ class ServiceDefinition:
 
 
 class ServiceRuntime:
-    """One running consumer: subscriber, processor, failure router and relay."""
+    """One running consumer: subscriber, processor, failure router, relay and HTTP endpoint."""
 
     def __init__(self, definition: ServiceDefinition, settings: ServiceSettings) -> None:
         self.settings = settings
@@ -96,6 +106,20 @@ class ServiceRuntime:
             poll_interval=parse_duration(settings.relay_poll_interval),
             in_flight=settings.relay_in_flight_batches,
         )
+        health_timeout = parse_duration(settings.health_timeout)
+        self.metrics = RuntimeMetrics(
+            service=settings.service_name,
+            message_types=_handled_types(self.handlers, contracts.registry),
+            processor=self.processor,
+            relay=self.relay,
+            backlog=BacklogProbe(self.relay_database, timeout=health_timeout),
+        )
+        self.readiness = Readiness(
+            consumer=self.broker, publisher=self.publisher, database=self.database, timeout=health_timeout
+        )
+        self.http = HttpEndpoint(
+            settings.health_host, settings.health_port, service_routes(self.metrics, self.readiness)
+        )
         self._relay_task: asyncio.Task[None] | None = None
         self._subscriber = self.broker.subscriber(
             self.topology.inbox_queue(),
@@ -106,32 +130,61 @@ class ServiceRuntime:
         )
         self._subscriber(self.on_delivery)
 
+    @property
+    def health_port(self) -> int:
+        """The port of /metrics, /healthz and /readyz (the OS's choice for ``health_port`` 0)."""
+        return self.http.port
+
     async def on_delivery(self, message: RabbitMessage) -> None:
-        """Decide, act, and only then acknowledge."""
+        """Decide, act, and only then acknowledge (counting costs a few integer additions)."""
         raw = message.raw_message
-        disposition = await self.processor.process(raw.body)
-        if disposition.outcome in (Outcome.RETRY, Outcome.DEAD):
-            try:
-                await self.failures.route(raw, disposition)
-            except Exception:
-                # Not acked: the broker redelivers it, and its delivery limit ends loops.
-                log.exception("could not route failed delivery; returning it to the inbox")
-                await message.nack(requeue=True)
-                return
-        await message.ack()
+        messages = self.metrics.messages
+        messages.in_flight += 1
+        try:
+            started = time.perf_counter()
+            disposition = await self.processor.process(raw.body)
+            counts = messages.of(disposition.message_type)
+            counts.processed(time.perf_counter() - started)
+            if disposition.outcome in (Outcome.RETRY, Outcome.DEAD):
+                try:
+                    queue = await self.failures.route(raw, disposition)
+                except Exception:
+                    # Not acked: the broker redelivers it, and its delivery limit ends loops.
+                    log.exception("could not route failed delivery; returning it to the inbox")
+                    counts.returned += 1
+                    await message.nack(requeue=True)
+                    return
+                counts.routed(disposition, dead_lettered=queue == self.topology.dlq)
+            else:
+                counts.settled(disposition)
+            await message.ack()
+        finally:
+            messages.in_flight -= 1
         if disposition.publishes:
             self.relay.wake()
 
     async def start(self) -> None:
-        await self.database.open()
-        await self.relay_database.open()
-        await self.publisher.connect()
-        await declare_fleet(self.publisher.connection, history_retention=self.settings.history_retention)
-        await declare_service(self.publisher.connection, self.topology)
-        await self.broker.connect()
-        self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
-        await self.broker.start()
-        log.info("service started", inbox=self.topology.inbox, prefetch=self.settings.prefetch)
+        # First, so liveness answers while the rest connects (readiness says "starting").
+        await self.http.start()
+        try:
+            await self.database.open()
+            await self.relay_database.open()
+            await self.publisher.connect()
+            await declare_fleet(self.publisher.connection, history_retention=self.settings.history_retention)
+            await declare_service(self.publisher.connection, self.topology)
+            await self.broker.connect()
+            self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
+            await self.broker.start()
+        except BaseException:
+            await self.http.close()
+            raise
+        self.readiness.phase = Phase.RUNNING
+        log.info(
+            "service started",
+            inbox=self.topology.inbox,
+            prefetch=self.settings.prefetch,
+            health_port=self.health_port,
+        )
 
     async def stop(self) -> None:
         """Stop taking messages, let in-flight ones finish, drain the outbox, disconnect.
@@ -140,6 +193,7 @@ class ServiceRuntime:
         nothing was acknowledged before its commit, so nothing is lost.
         """
         log.info("service stopping")
+        self.readiness.phase = Phase.STOPPING
         await self._subscriber.stop()  # waits for in-flight handlers (graceful timeout)
         self.relay.stop()
         if self._relay_task is not None:
@@ -148,11 +202,24 @@ class ServiceRuntime:
         await self.publisher.close()
         await self.database.close()
         await self.relay_database.close()
+        await self.http.close()  # last: liveness answers while in-flight work drains
         log.info("service stopped")
 
 
 async def _undecoded(message: RabbitMessage) -> RabbitMessage:
     return message
+
+
+def _handled_types(handlers: HandlerRegistry, registry: ContractRegistry) -> list[str]:
+    """The message types this service handles: their metric series start at zero."""
+    handled = set()
+    for contract in registry:
+        try:
+            handlers.lookup(contract.message_type, contract.version)
+        except UnknownMessage:
+            continue
+        handled.add(contract.message_type)
+    return sorted(handled)
 
 
 async def serve(definition: ServiceDefinition, settings: ServiceSettings) -> None:

@@ -41,6 +41,9 @@ FLEET_WIDE = frozenset(
         "history_retention",
         "log_level",
         "log_format",
+        "health_host",
+        "health_port",
+        "health_timeout",
     }
 )
 
@@ -85,6 +88,11 @@ class ServiceSettings(BaseSettings):
     history_retention: str = "7d"
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
+    # The HTTP endpoint: /metrics, /healthz, /readyz. Port 0: one the OS chooses (tests).
+    health_host: str = "0.0.0.0"
+    health_port: int = Field(default=8080, ge=0, le=65535)
+    # How long /readyz waits for the database's SELECT 1, and /metrics for its outbox figures.
+    health_timeout: str = "2s"
     # Fault injection for the crash tests: SIGKILL the process at this point.
     crash_at: Literal["", "before_commit", "after_commit"] = ""
 
@@ -110,10 +118,17 @@ class ServiceSettings(BaseSettings):
             raise ValueError("retry delays must differ (each names its own retry queue)")
         return value
 
-    @field_validator("relay_poll_interval", "shutdown_timeout", "history_retention")
+    @field_validator("relay_poll_interval", "shutdown_timeout", "history_retention", "health_timeout")
     @classmethod
     def _duration(cls, value: str) -> str:
         parse_duration(value)
+        return value
+
+    @field_validator("health_timeout")
+    @classmethod
+    def _positive(cls, value: str) -> str:
+        if parse_duration(value) <= 0:
+            raise ValueError("the health timeout must be longer than zero")
         return value
 
     @field_validator("log_level")

@@ -23,6 +23,9 @@ TEST_TUNING = {
     "DEVOPS_RELAY_POLL_INTERVAL": "200ms",
     "DEVOPS_SHUTDOWN_TIMEOUT": "5s",
     "DEVOPS_LOG_FORMAT": "json",
+    # Each runtime's metrics and health endpoint on a port of its own.
+    "DEVOPS_HEALTH_HOST": "127.0.0.1",
+    "DEVOPS_HEALTH_PORT": "0",
 }
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import signal
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -63,6 +64,10 @@ class Disposition:
     outcome: Outcome
     error_type: str = ""
     reason: str = ""
+    # The eventType, once known to be one this service handles; empty for a body
+    # that is undecodable or of a type it does not handle. Metric labels come
+    # from it, so a sender cannot make their number grow without bound.
+    message_type: str = ""
 
     @property
     def publishes(self) -> bool:
@@ -70,8 +75,8 @@ class Disposition:
         return self.outcome in (Outcome.DONE, Outcome.REFUSED)
 
 
-def _dead(error_type: str, reason: str) -> Disposition:
-    return Disposition(Outcome.DEAD, error_type, reason)
+def _dead(error_type: str, reason: str, message_type: str = "") -> Disposition:
+    return Disposition(Outcome.DEAD, error_type, reason, message_type)
 
 
 @dataclass(frozen=True)
@@ -96,6 +101,8 @@ class MessageProcessor:
         self._contracts = contracts
         self._mappings = mappings
         self._config = config
+        # In-place retries after a transient fault, by message type (read by the metrics).
+        self.in_place_retries: Counter[str] = Counter()
 
     async def process(self, body: bytes) -> Disposition:
         try:
@@ -112,12 +119,13 @@ class MessageProcessor:
         except UnknownMessage as error:
             log.warning("message not handled", reason=str(error))
             return _dead(type(error).__name__, str(error))
+        message_type = envelope.event_type
         try:
             payload = contract.payload.model_validate(envelope.payload)
         except ValidationError as error:
-            reason = f"{envelope.event_type} v{envelope.schema_version}: {describe_validation_error(error)}"
+            reason = f"{message_type} v{envelope.schema_version}: {describe_validation_error(error)}"
             log.warning("invalid payload", reason=reason)
-            return _dead("InvalidPayload", reason)
+            return _dead("InvalidPayload", reason, message_type)
         try:
             return await self._apply_with_retries(envelope, payload, handler)
         except RuleViolation as rule:
@@ -128,13 +136,13 @@ class MessageProcessor:
                 describe_validation_error(invalid) if isinstance(invalid, ValidationError) else str(invalid)
             )
             log.warning("invalid message content", reason=reason)
-            return _dead("InvalidPayload", f"{envelope.event_type}: {reason}")
+            return _dead("InvalidPayload", f"{message_type}: {reason}", message_type)
         except PrerequisiteMissing as early:
             log.info("too early; delayed retry", rule=early.rule, reason=str(early))
-            return Disposition(Outcome.RETRY, early.rule, str(early))
+            return Disposition(Outcome.RETRY, early.rule, str(early), message_type)
         except Exception as error:
             log.warning("processing failed; delayed retry", exc_info=True)
-            return Disposition(Outcome.RETRY, type(error).__name__, str(error))
+            return Disposition(Outcome.RETRY, type(error).__name__, str(error), message_type)
 
     async def _apply_with_retries(self, envelope: Envelope, payload: object, handler: Handler) -> Disposition:
         """Apply; on a transient fault, retry in place (tenacity) before giving up.
@@ -155,6 +163,7 @@ class MessageProcessor:
             reraise=True,
         ):
             with attempt:
+                self.in_place_retries[envelope.event_type] += 1
                 return await self._apply(envelope, payload, handler)
         raise AssertionError("unreachable: AsyncRetrying returns or raises")
 
@@ -162,25 +171,25 @@ class MessageProcessor:
         async with self._database.transaction() as connection:
             if not await record_in_inbox(connection, envelope, Outcome.DONE):
                 log.info("duplicate delivery ignored")
-                return Disposition(Outcome.DUPLICATE)
+                return Disposition(Outcome.DUPLICATE, message_type=envelope.event_type)
             uow = self._unit_of_work(connection, envelope)
             try:
                 await handler(Message(payload, envelope, uow, datetime.now(UTC)))
             except StaleMessage as stale:
                 await set_inbox_outcome(connection, envelope, Outcome.STALE)
                 log.info("stale message ignored", rule=stale.rule, reason=str(stale))
-                return Disposition(Outcome.STALE, stale.rule, str(stale))
+                return Disposition(Outcome.STALE, stale.rule, str(stale), envelope.event_type)
             events = await uow.flush()
             self._crash_if("before_commit")
         self._crash_if("after_commit")
         log.debug("message processed", events=events)
-        return Disposition(Outcome.DONE)
+        return Disposition(Outcome.DONE, message_type=envelope.event_type)
 
     async def _refuse(self, envelope: Envelope, rule: RuleViolation) -> Disposition:
         """Commit the refusal (inbox, CommandRejected, audit) and nothing else."""
         async with self._database.transaction() as connection:
             if not await record_in_inbox(connection, envelope, f"refused:{rule.rule}"):
-                return Disposition(Outcome.DUPLICATE)
+                return Disposition(Outcome.DUPLICATE, message_type=envelope.event_type)
             uow = self._unit_of_work(connection, envelope)
             if envelope.is_command:
                 uow.send(
@@ -200,7 +209,7 @@ class MessageProcessor:
             )
             await uow.flush()
         log.info("rule refused", rule=rule.rule, reason=str(rule))
-        return Disposition(Outcome.REFUSED, rule.rule, str(rule))
+        return Disposition(Outcome.REFUSED, rule.rule, str(rule), envelope.event_type)
 
     def _unit_of_work(self, connection: asyncpg.Connection, envelope: Envelope) -> UnitOfWork:
         return UnitOfWork(

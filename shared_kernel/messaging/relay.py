@@ -64,8 +64,11 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = False
         self._finishing: deque[asyncio.Task[int]] = deque()
+        # Read by the metrics: messages confirmed and deleted, their batches, and
+        # the passes or batches that failed (their rows stay for a later pass).
         self.published = 0
         self.batches = 0
+        self.failures = 0
 
     def wake(self) -> None:
         self._wake.set()
@@ -79,6 +82,7 @@ class OutboxRelay:
                 taken = await self._next_batch()
                 backoff = self._poll_interval
             except Exception:
+                self.failures += 1
                 log.exception("outbox relay failed; rows stay in the outbox")
                 taken, backoff = 0, min(backoff * 2, 30.0)
             if taken == self._batch_size:
@@ -137,6 +141,7 @@ class OutboxRelay:
             for publish in batch.publishes:
                 publish.cancel()
             await batch.transaction.__aexit__(type(error), error, error.__traceback__)
+            self.failures += 1
             log.warning("outbox batch not confirmed; its rows stay in the outbox", error=repr(error))
             return 0
         await batch.transaction.__aexit__(None, None, None)

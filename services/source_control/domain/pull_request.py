@@ -273,7 +273,9 @@ class PullRequest(AggregateRoot):
         self._ensure_passes(self.evaluate_policy(source_head, policy))
         return CommitSha(source_head)
 
-    def merge(self, *, merge_commit_sha: str, source_head: str, policy: MergePolicy, at: datetime, by: str) -> None:
+    def merge(
+        self, *, merge_commit_sha: str, source_head: str, policy: MergePolicy, at: datetime, by: str
+    ) -> None:
         """Record the merge Git has made of ``source_head``; the policy is checked again."""
         self._ensure_can_become(PullRequestStatus.MERGED)
         evaluation = self.evaluate_policy(source_head, policy)
