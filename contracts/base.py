@@ -24,3 +24,12 @@ class Payload(BaseModel):
 
     def wire(self) -> dict[str, Any]:
         return self.model_dump(mode="json", by_alias=True)
+
+    @property
+    def actor(self) -> str | None:
+        """Who asked: the first ``…_by`` field (``requestedBy``, ``mergedBy``, …), a reviewer or an author."""
+        for name in type(self).model_fields:
+            if name.endswith("_by") or name in ("reviewer", "author"):
+                value = getattr(self, name)
+                return str(value) if value is not None else None
+        return None

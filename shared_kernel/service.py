@@ -9,6 +9,7 @@ letters, relay, metrics, health endpoints, logging, signals — is this module's
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import sys
 import time
@@ -26,7 +27,7 @@ from contracts.registry import ContractRegistry, UnknownMessage
 from shared_kernel.domain import AggregateRoot
 from shared_kernel.durations import parse_duration
 from shared_kernel.logging import configure_logging, get_logger
-from shared_kernel.messaging.failures import FailureRouter
+from shared_kernel.messaging.failures import FailureRouter, delivery_ids
 from shared_kernel.messaging.handlers import HandlerRegistry
 from shared_kernel.messaging.processor import MessageProcessor, Outcome, ProcessorConfig
 from shared_kernel.messaging.publisher import ConfirmedPublisher
@@ -136,7 +137,12 @@ class ServiceRuntime:
         return self.http.port
 
     async def on_delivery(self, message: RabbitMessage) -> None:
-        """Decide, act, and only then acknowledge (counting costs a few integer additions)."""
+        """Decide, act, and only then acknowledge (counting costs a few integer additions).
+
+        Whatever goes wrong here, the delivery is either acknowledged after its
+        outcome is safe, or returned to the inbox (its delivery limit ends a
+        loop): never left unacknowledged until the channel closes.
+        """
         raw = message.raw_message
         messages = self.metrics.messages
         messages.in_flight += 1
@@ -149,8 +155,9 @@ class ServiceRuntime:
                 try:
                     queue = await self.failures.route(raw, disposition)
                 except Exception:
-                    # Not acked: the broker redelivers it, and its delivery limit ends loops.
-                    log.exception("could not route failed delivery; returning it to the inbox")
+                    log.exception(
+                        "could not route failed delivery; returning it to the inbox", **delivery_ids(raw)
+                    )
                     counts.returned += 1
                     await message.nack(requeue=True)
                     return
@@ -158,6 +165,11 @@ class ServiceRuntime:
             else:
                 counts.settled(disposition)
             await message.ack()
+        except Exception:
+            log.exception("delivery failed unexpectedly; returning it to the inbox", **delivery_ids(raw))
+            with contextlib.suppress(Exception):
+                await message.nack(requeue=True)
+            return
         finally:
             messages.in_flight -= 1
         if disposition.publishes:

@@ -32,6 +32,17 @@ ORIGINAL_EXCHANGE = "x-original-exchange"
 ORIGINAL_ROUTING_KEY = "x-original-routing-key"
 
 
+def delivery_ids(message: AbstractIncomingMessage) -> dict[str, Any]:
+    """The envelope's ids as the AMQP properties mirror them, for log lines about a
+    delivery whose body may not even parse."""
+    return {
+        "eventId": message.message_id,
+        "eventType": message.type,
+        "correlationId": message.correlation_id,
+        "tenantId": (message.headers or {}).get("x-tenant-id"),
+    }
+
+
 class FailureRouter:
     def __init__(self, publisher: ConfirmedPublisher, topology: ServiceTopology) -> None:
         self._publisher = publisher
@@ -69,6 +80,7 @@ class FailureRouter:
         )
         log.warning(
             "delivery sent on",
+            **delivery_ids(message),
             queue=queue,
             error_type=disposition.error_type,
             reason=disposition.reason,

@@ -129,7 +129,12 @@ class MessageProcessor:
         try:
             return await self._apply_with_retries(envelope, payload, handler)
         except RuleViolation as rule:
-            return await self._refuse(envelope, rule)
+            try:
+                return await self._refuse(envelope, rule, actor=payload.actor)
+            except Exception as error:
+                # Nothing committed: the whole message is tried again later.
+                log.warning("could not record the refusal; delayed retry", rule=rule.rule, exc_info=True)
+                return Disposition(Outcome.RETRY, type(error).__name__, str(error), envelope.event_type)
         except (InvalidValue, ValidationError) as invalid:
             # A value the contract let through but the domain's value objects refuse.
             reason = (
@@ -185,7 +190,7 @@ class MessageProcessor:
         log.debug("message processed", events=events)
         return Disposition(Outcome.DONE, message_type=envelope.event_type)
 
-    async def _refuse(self, envelope: Envelope, rule: RuleViolation) -> Disposition:
+    async def _refuse(self, envelope: Envelope, rule: RuleViolation, *, actor: str | None) -> Disposition:
         """Commit the refusal (inbox, CommandRejected, audit) and nothing else."""
         async with self._database.transaction() as connection:
             if not await record_in_inbox(connection, envelope, f"refused:{rule.rule}"):
@@ -202,7 +207,7 @@ class MessageProcessor:
                 )
             uow.audit(
                 "rule-refused",
-                actor=envelope.source,
+                actor=actor or envelope.source,
                 outcome="refused",
                 reason=str(rule),
                 rule=rule.rule,

@@ -211,3 +211,33 @@ async def test_a_message_no_queue_takes_is_kept_in_the_unroutable_queue(
     await bus.publish_raw(body, "devops.commands", "nobody.listens-here.v1")
     (kept,) = [m for m in await bus.drain_queue("devops.unroutable", expect=1) if m.body == body]
     assert kept.routing_key == "nobody.listens-here.v1"
+
+
+async def test_a_refusal_that_cannot_be_recorded_is_retried_later_not_left_unacknowledged(
+    source_control: ServiceRuntime, bus: Bus, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scenario = Scenario(bus, source_control.settings)
+    refuse = source_control.processor._refuse
+    failures = iter([ConnectionError("database went away")])
+
+    async def flaky_refuse(*args: object, **kwargs: object) -> object:
+        for error in failures:
+            raise error
+        return await refuse(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(source_control.processor, "_refuse", flaky_refuse)
+    repository_id, _ = await scenario.provision()
+    duplicate = await scenario.send(
+        c.ProvisionRepository(
+            repository_id=unique("repo"),
+            name=(await scenario.state_of("repositories", repository_id) or {})["state"]["name"],
+            kind="source",
+            provider="GitHub",
+            requested_by="mallory",
+        )
+    )
+    rejection = await scenario.rejected(duplicate, timeout=20)  # after the 1s delayed retry
+    assert rejection.payload["rule"] == "DuplicateRepositoryName"
+    (audit,) = await scenario.wait("AuditRecord", subjectId=duplicate.event_id)
+    assert audit.payload["actor"] == "mallory"  # who asked, not the sending system
+    assert await bus.queue_depth("source_control.inbox") == 0
