@@ -26,7 +26,7 @@ class Payload(BaseModel):
         return self.model_dump(mode="json", by_alias=True)
 
     @property
-    def actor(self) -> str | None:
+    def initiator(self) -> str | None:
         """Who asked: the first ``…_by`` field (``requestedBy``, ``mergedBy``, …), a reviewer or an author."""
         for name in type(self).model_fields:
             if name.endswith("_by") or name in ("reviewer", "author"):

@@ -130,7 +130,7 @@ class MessageProcessor:
             return await self._apply_with_retries(envelope, payload, handler)
         except RuleViolation as rule:
             try:
-                return await self._refuse(envelope, rule, actor=payload.actor)
+                return await self._refuse(envelope, rule, actor=payload.initiator)
             except Exception as error:
                 # Nothing committed: the whole message is tried again later.
                 log.warning("could not record the refusal; delayed retry", rule=rule.rule, exc_info=True)
