@@ -4,6 +4,7 @@ devops run                      migrate and run every service of the fleet
 devops migrate [SERVICE…]       apply services' migrations
 devops publish TYPE --tenant T --payload '{…}'   publish a command or event by hand
 devops contracts                list message types, versions and routing keys
+devops dlq …                    dead letters: list, show, replay, edit, purge, archive (fleet/dead_letters.py)
 """
 
 from __future__ import annotations
@@ -153,3 +154,13 @@ def list_contracts(
     for row in rows:
         table.add_row(*(str(row[key]) for key in ("type", "version", "kind", "routingKey", "description")))
     Console().print(table)
+
+
+def _register_groups() -> None:
+    # Imported here: the group reads SERVICES from this module.
+    from fleet.dead_letters import dlq
+
+    app.add_typer(dlq, name="dlq")
+
+
+_register_groups()

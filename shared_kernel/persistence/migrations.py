@@ -1,9 +1,10 @@
 """``python -m services.<name> migrate``: database, roles, then Alembic to head.
 
 Migrations run as the database owner (the admin URL). The consumer connects
-as ``devops_<service>_app`` and the relay as ``devops_<service>_relay``:
-neither is a superuser nor owns a table, so row-level security applies to
-both. Creating the database and roles is idempotent; in a managed
+as ``devops_<service>_app``, the relay as ``devops_<service>_relay`` and the
+dead-letter mover and operator tools as ``devops_<service>_operator``: none
+is a superuser or owns a table, so row-level security applies to all, and
+grants limit each to what it needs. Creating the database and roles is idempotent; in a managed
 PostgreSQL a DBA may create them beforehand and this step skips them.
 """
 
@@ -35,6 +36,7 @@ async def ensure_database_and_roles(settings: ServiceSettings) -> None:
         for role, password in (
             (settings.app_role, settings.app_role_password),
             (settings.relay_role, settings.relay_role_password),
+            (settings.operator_role, settings.operator_role_password),
         ):
             if not await connection.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
                 await _execute_formatted(
@@ -63,6 +65,7 @@ def alembic_config(settings: ServiceSettings, migrations: Path) -> Config:
     config.attributes["database_url"] = settings.admin_database_url
     config.attributes["app_role"] = settings.app_role
     config.attributes["relay_role"] = settings.relay_role
+    config.attributes["operator_role"] = settings.operator_role
     return config
 
 
