@@ -24,6 +24,7 @@ from faststream.rabbit.message import RabbitMessage
 
 import contracts
 from contracts.registry import ContractRegistry, UnknownMessage
+from shared_kernel.dead_letters.mover import DeadLetterMover
 from shared_kernel.domain import AggregateRoot
 from shared_kernel.durations import parse_duration
 from shared_kernel.logging import configure_logging, get_logger
@@ -107,6 +108,11 @@ class ServiceRuntime:
             poll_interval=parse_duration(settings.relay_poll_interval),
             in_flight=settings.relay_in_flight_batches,
         )
+        # Dead letters go from the DLQ into a table operators work on (devops dlq …).
+        self.operator_database = Database(
+            settings.operator_database_url, size=2, application_name=f"{settings.service_name}-dead-letters"
+        )
+        self.dead_letters = DeadLetterMover(settings.amqp_url, self.operator_database, self.topology)
         health_timeout = parse_duration(settings.health_timeout)
         self.metrics = RuntimeMetrics(
             service=settings.service_name,
@@ -181,9 +187,11 @@ class ServiceRuntime:
         try:
             await self.database.open()
             await self.relay_database.open()
+            await self.operator_database.open()
             await self.publisher.connect()
             await declare_fleet(self.publisher.connection, history_retention=self.settings.history_retention)
             await declare_service(self.publisher.connection, self.topology)
+            await self.dead_letters.start()
             await self.broker.connect()
             self._relay_task = asyncio.create_task(self.relay.run(), name="outbox-relay")
             await self.broker.start()
@@ -207,6 +215,7 @@ class ServiceRuntime:
         log.info("service stopping")
         self.readiness.phase = Phase.STOPPING
         await self._subscriber.stop()  # waits for in-flight handlers (graceful timeout)
+        await self.dead_letters.stop()
         self.relay.stop()
         if self._relay_task is not None:
             await self._relay_task
@@ -214,6 +223,7 @@ class ServiceRuntime:
         await self.publisher.close()
         await self.database.close()
         await self.relay_database.close()
+        await self.operator_database.close()
         await self.http.close()  # last: liveness answers while in-flight work drains
         log.info("service stopped")
 

@@ -155,16 +155,9 @@ async def _send_to_dlq(
     return properties
 
 
-async def _depth(bus: Bus, name: str) -> int:
-    """Messages on a queue now (a robust channel hands back its cached passive declaration)."""
-    queue = await bus.channel.declare_queue(name, passive=True)
-    result = await queue.declare()
-    return int(result.message_count or 0)
-
-
 async def _wait_inbox_empty(bus: Bus, timeout: float = 20.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout
-    while await _depth(bus, INBOX):
+    while await bus.queue_depth(INBOX):
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"{INBOX} did not drain")
         await asyncio.sleep(0.1)
@@ -261,7 +254,7 @@ async def test_a_dead_letter_delivered_twice_is_stored_once_and_broker_dead_lett
             break
         await asyncio.sleep(0.05)
     assert (mover.stored, mover.duplicates) == (3, 1)
-    assert await _depth(bus, DLQ) == 0
+    assert await bus.queue_depth(DLQ) == 0
     first, second = rows
     assert first["message_id"] == envelope.event_id
     assert first["failure_outcome"] == "exhausted"

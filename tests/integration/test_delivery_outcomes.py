@@ -12,25 +12,10 @@ import structlog
 from contracts import source_control as c
 from shared_kernel.service import ServiceRuntime
 from tests.support.bus import Bus
+from tests.support.dead_letters import stored_dead_letters
 from tests.support.scenario import Scenario, unique
 
 pytestmark = pytest.mark.integration
-
-DLQ = "source_control.dlq"
-
-
-async def _dead_letter(
-    bus: Bus, message_id: str | None = None, *, body: bytes | None = None, timeout: float = 20.0
-):
-    """The dead letter of one message, by message id or body (others are taken off too)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    while asyncio.get_running_loop().time() < deadline:
-        for message in await bus.drain_queue(DLQ, expect=1, timeout=timeout):
-            if (message_id and message.message_id == message_id) or (
-                body is not None and message.body == body
-            ):
-                return message
-    raise AssertionError(f"no dead letter for {message_id or body!r}")
 
 
 async def test_the_same_command_twice_changes_state_once_and_emits_once(
@@ -112,7 +97,7 @@ async def test_invalid_input_is_dead_lettered_at_once_with_the_reason(
         body, "devops.commands", "source-control.provision-repository.v1", good.amqp_properties()
     )
 
-    dead = await _dead_letter(bus, body=body)
+    (dead,) = await stored_dead_letters(source_control.settings, body=body)
     headers = dead.headers
     assert headers["x-exception-type"] == expected_type
     assert reason_part in headers["x-exception-message"]

@@ -31,13 +31,13 @@ from shared_kernel.persistence.inbox_outbox import record_in_inbox
 from shared_kernel.persistence.unit_of_work import UnitOfWork
 from shared_kernel.service import ServiceRuntime
 from tests.support.bus import Bus
+from tests.support.dead_letters import stored_dead_letters
 from tests.support.fleet import start_in_process
 from tests.support.scenario import Scenario, unique
 
 pytestmark = pytest.mark.integration
 
 SERVICE = "source_control"
-DLQ = "source_control.dlq"
 
 
 @pytest.fixture(autouse=True)
@@ -129,6 +129,7 @@ async def test_the_counters_say_exactly_what_happened_to_each_delivery(
     source_control: ServiceRuntime, bus: Bus
 ) -> None:
     scenario = Scenario(bus, source_control.settings)
+    started = datetime.now(UTC)
     before = await scrape_until(source_control, lambda s: s.value("devops_outbox_backlog_rows") == 0)
     assert before.total("devops_messages_consumed_total") == 0
     published_before = before.value("devops_relay_published_total")
@@ -179,7 +180,7 @@ async def test_the_counters_say_exactly_what_happened_to_each_delivery(
             created_by="agent-1",
         )
     )
-    dead = await bus.drain_queue(DLQ, expect=3, timeout=30)
+    dead = await stored_dead_letters(source_control.settings, since=started, expect=3, timeout=30)
     assert sorted(str(m.headers["x-failure-outcome"]) for m in dead) == ["exhausted", "invalid", "invalid"]
 
     consumed = {"ProvisionRepository": 2, "CreateBranch": 5, "CreateCommit": 2, "unknown": 1}

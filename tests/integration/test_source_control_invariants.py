@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aio_pika.abc import AbstractIncomingMessage
 from dulwich.repo import Repo
 
 from contracts import source_control as c
@@ -29,6 +28,7 @@ from services.source_control.settings import SourceControlSettings
 from shared_kernel.envelope import Envelope
 from shared_kernel.service import ServiceRuntime
 from tests.support.bus import Bus, Captured
+from tests.support.dead_letters import stored_dead_letters
 from tests.support.scenario import Scenario, unique
 
 pytestmark = pytest.mark.integration
@@ -138,18 +138,6 @@ async def refuse(scenario: Scenario, payload: Payload, rule: str, watch: Watch) 
     await assert_rule_named(scenario, command, rule)
     assert await watch.read(scenario) == before
     return command
-
-
-async def dead_letter(bus: Bus, command: Envelope, *, within: float = 20.0) -> AbstractIncomingMessage:
-    """Take messages off the DLQ until the one carrying ``command`` turns up."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        (message,) = await bus.drain_queue(
-            "source_control.dlq", expect=1, timeout=max(deadline - loop.time(), 0.1)
-        )
-        if message.message_id == command.event_id:
-            return message
 
 
 # -- building blocks ------------------------------------------------------------------------
@@ -631,8 +619,8 @@ async def test_a_commit_whose_prerequisite_never_arrives_is_retried_then_dead_le
     before = await watch.read(scenario)
     sent = await scenario.send(command, correlation_id=unique("corr"))
 
-    dead = await dead_letter(bus, sent)
-    headers = dead.headers or {}
+    (dead,) = await stored_dead_letters(source_control.settings, message_id=sent.event_id)
+    headers = dead.headers
     retry_delays = source_control.settings.retry_delays
     assert headers["x-exception-type"] == prerequisite
     assert repository_id in str(headers["x-exception-message"])

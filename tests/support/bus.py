@@ -162,5 +162,8 @@ class Bus:
         return taken
 
     async def queue_depth(self, name: str) -> int:
+        """Messages on a queue now (a robust channel hands back its cached passive
+        declaration, so declare it again to read the current count)."""
         queue = await self.channel.declare_queue(name, passive=True)
-        return int(queue.declaration_result.message_count or 0)
+        result = await queue.declare()
+        return int(result.message_count or 0)
