@@ -14,10 +14,11 @@ from services.source_control.domain.commit import Commit
 from services.source_control.domain.pull_request import PullRequest
 from services.source_control.domain.repository import Repository
 from shared_kernel.persistence.store import AggregateMapping
-from shared_kernel.persistence.tables import aggregate_table, messaging_tables
+from shared_kernel.persistence.tables import aggregate_table, dead_letter_tables, messaging_tables
 
 metadata = MetaData()
 inbox, outbox = messaging_tables(metadata)
+dead_letters, dead_letters_archive = dead_letter_tables(metadata)
 
 repositories = aggregate_table(
     metadata,
