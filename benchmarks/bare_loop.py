@@ -77,8 +77,10 @@ async def main(amqp_url: str, dsn: str, prefetch: int) -> None:
     await channel.set_qos(prefetch_count=prefetch)
     events = await channel.get_exchange(EVENTS_EXCHANGE)
     queue = await channel.declare_queue(INBOX_QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
-    # Commands arrive through the same topic exchange as the runtime's.
+    # Commands arrive through the same topic exchange as the runtime's. Whatever an
+    # interrupted earlier run left names rows of a database recreated since: drop it.
     await queue.bind(COMMANDS_EXCHANGE, routing_key=COMMAND_KEY)
+    await queue.purge()
 
     async def handle(message: aio_pika.abc.AbstractIncomingMessage) -> None:
         command = orjson.loads(message.body)
