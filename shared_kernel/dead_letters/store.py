@@ -25,30 +25,12 @@ dead_letters, archive = dead_letter_tables(MetaData())
 DEAD, REPLAYED, RESOLVED = DEAD_LETTER_STATUSES
 
 
-@dataclass(frozen=True)
-class DeadLetter:
-    """One row of the store (or of the archive, with the archive's columns set)."""
+@dataclass(frozen=True, kw_only=True)
+class DeadLetter(CapturedDeadLetter):
+    """One row of the store (or of the archive, with the archive's columns set):
+    what was captured, plus what the store and the operators added."""
 
     id: int
-    fingerprint: str
-    group_key: str
-    service: str
-    message_id: str | None
-    event_type: str | None
-    tenant_id: str | None
-    correlation_id: str | None
-    original_exchange: str | None
-    original_routing_key: str | None
-    body: bytes
-    headers: dict[str, Any]
-    properties: dict[str, Any]
-    exception_type: str
-    exception_message: str
-    reason: str
-    failure_outcome: str
-    attempts: int
-    first_failure_at: datetime
-    last_failure_at: datetime
     received_at: datetime
     status: str
     replay_count: int
