@@ -116,15 +116,25 @@ def capture(message: AbstractIncomingMessage, service: str) -> CapturedDeadLette
     envelope = _envelope_fields(message.body)
     deaths = [death for death in headers.get(X_DEATH) or [] if isinstance(death, dict)]
     now = datetime.now(UTC)
+    # A replayed copy keeps its old failure headers: if the broker dead-lettered it
+    # since (a delivery limit reached), the broker's newer record says what happened.
+    # Retry queues' expiries are the consumer's own ladder, not a broker verdict;
+    # the broker's times are whole seconds.
+    consumer_failure = _when(headers.get(LAST_FAILURE))
+    broker_failure = _death_time([d for d in deaths if d.get("reason") != "expired"], newest=True)
+    broker_later = broker_failure is not None and (
+        consumer_failure is None or broker_failure >= consumer_failure.replace(microsecond=0)
+    )
 
-    if FAILURE_OUTCOME in headers or EXCEPTION_TYPE in headers:
+    if (FAILURE_OUTCOME in headers or EXCEPTION_TYPE in headers) and not broker_later:
         failure_outcome = _text(headers.get(FAILURE_OUTCOME)) or "unknown"
         exception_type = _text(headers.get(EXCEPTION_TYPE)) or "Unknown"
         exception_message = _text(headers.get(EXCEPTION_MESSAGE)) or ""
         attempts = _int(headers.get(ATTEMPTS)) or _int(headers.get(RETRY_COUNT)) + 1
     elif deaths:
-        # Dead-lettered by the broker (the inbox's delivery limit): no consumer headers.
-        first = deaths[-1]  # newest first
+        # Dead-lettered by the broker (the inbox's delivery limit).
+        verdicts = [death for death in deaths if death.get("reason") != "expired"] or deaths
+        first = max(verdicts, key=lambda death: _when(death.get("time")) or now)
         reason = _text(headers.get("x-first-death-reason")) or _text(first.get("reason")) or "unknown"
         failure_outcome = reason.replace("_", "-")
         exception_type = f"Broker:{reason}"
@@ -136,7 +146,9 @@ def capture(message: AbstractIncomingMessage, service: str) -> CapturedDeadLette
     else:
         failure_outcome, exception_type, exception_message, attempts = "unknown", "Unknown", "", 1
 
-    last_failure = _when(headers.get(LAST_FAILURE)) or _death_time(deaths, newest=True) or now
+    last_failure = (
+        (broker_failure if broker_later else consumer_failure) or _death_time(deaths, newest=True) or now
+    )
     first_failure = _when(headers.get(FIRST_FAILURE)) or _death_time(deaths, newest=False) or last_failure
     message_id = _text(message.message_id) or envelope.get("eventId")
     event_type = _text(message.type) or envelope.get("eventType")
@@ -168,12 +180,18 @@ def fingerprint(message_id: str | None, body: bytes, headers: dict[str, Any]) ->
     """Same message, same failure -> same fingerprint.
 
     A DLQ message delivered twice (the mover crashed between its commit and
-    its ack) is stored once; the same message failing again after a replay
-    has a new last-failure time (or broker history), so it is a new dead letter.
+    its ack) carries the same headers and is stored once; the same message
+    failing again after a replay differs in its last-failure time, its broker
+    history (``x-death``) or its replay count, so it is a new dead letter —
+    even when the broker, not the consumer, dead-lettered the replayed copy.
     """
     identity = message_id or f"body:{hashlib.sha256(body).hexdigest()}"
-    failure = headers.get(LAST_FAILURE) or orjson.dumps(headers.get(X_DEATH), option=orjson.OPT_SORT_KEYS)
-    return hashlib.sha256(f"{identity}|{_text(failure)}".encode()).hexdigest()
+    failure = orjson.dumps(
+        [headers.get(LAST_FAILURE), headers.get(X_DEATH), headers.get(REPLAY_COUNT)],
+        option=orjson.OPT_SORT_KEYS,
+        default=str,
+    )
+    return hashlib.sha256(f"{identity}|".encode() + failure).hexdigest()
 
 
 def group_key(service: str, event_type: str | None, outcome: str, exception_type: str, reason: str) -> str:

@@ -356,8 +356,15 @@ async def edit_and_retry(operator: Operator, letter_id: int, edit: Edit, *, note
             headers=dict(edit.headers),
         )
         await store.mark_resolved(connection, letter.id, operator.actor, resolution)
+        superseded = await store.resolve_siblings(
+            connection,
+            letter,
+            operator.actor,
+            f"superseded by the edit of dead letter {letter.id}: {resolution}",
+        )
     log.info(
         "dead letter edited and retried",
+        superseded=superseded,
         actor=operator.actor,
         dead_letter_id=letter.id,
         eventId=original,
@@ -382,9 +389,10 @@ async def _lock_for_edit(connection: asyncpg.Connection, operator: Operator, let
 def corrected_envelope(letter: DeadLetter, edit: Edit) -> Envelope:
     """The corrected copy ``edit`` makes of ``letter``, validated; raises EditRefused.
 
-    Its eventId is derived from the dead letter and the edit: an edit retried
-    after a crash (copy sent, row not yet resolved) sends the same eventId,
-    which the service's inbox then ignores.
+    Its eventId is derived from the original message id and the edit: the
+    same correction sent again (an edit retried after a crash, or made on
+    another dead copy of the same message) has the same eventId, which the
+    service's inbox then ignores.
     """
     try:
         body = orjson.loads(letter.body)
@@ -401,7 +409,7 @@ def corrected_envelope(letter: DeadLetter, edit: Edit) -> Envelope:
     if prefix not in ("cmd", "evt"):
         prefix = _prefix_of(body.get("eventType"))
     body["eventId"] = deterministic_id(
-        prefix, "dead-letter-edit", letter.fingerprint, edit.canonical().decode()
+        prefix, "dead-letter-edit", str(original_id or letter.fingerprint), edit.canonical().decode()
     )
     if isinstance(original_id, str) and original_id:
         body["causationId"] = original_id

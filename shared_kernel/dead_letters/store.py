@@ -122,6 +122,23 @@ _MARK_RESOLVED = compile_statement(
         resolution=bindparam("resolution"),
     )
 )
+# The other dead copies of one message (an at-least-once duplicate dead-lettered
+# twice, or a copy a killed replay left behind): an edit of one supersedes them.
+_RESOLVE_SIBLINGS = compile_statement(
+    dead_letters.update()
+    .where(
+        dead_letters.c.message_id == bindparam("message_id"),
+        dead_letters.c.id != bindparam("id"),
+        dead_letters.c.status == DEAD,
+    )
+    .values(
+        status=RESOLVED,
+        resolved_at=func.now(),
+        resolved_by=bindparam("actor"),
+        resolution=bindparam("resolution"),
+    )
+    .returning(dead_letters.c.id)
+)
 _GROUPS = compile_statement(
     select(
         dead_letters.c.group_key,
@@ -227,6 +244,18 @@ async def mark_replayed(connection: asyncpg.Connection, letter_id: int, actor: s
 async def mark_resolved(connection: asyncpg.Connection, letter_id: int, actor: str, resolution: str) -> None:
     values = {"id": letter_id, "actor": actor, "resolution": resolution}
     await connection.execute(_MARK_RESOLVED.sql, *_MARK_RESOLVED.args(values))
+
+
+async def resolve_siblings(
+    connection: asyncpg.Connection, letter: DeadLetter, actor: str, resolution: str
+) -> list[int]:
+    """Resolve the other dead rows carrying ``letter``'s message id; their ids."""
+    if letter.message_id is None:
+        return []
+    values = {"message_id": letter.message_id, "id": letter.id, "actor": actor, "resolution": resolution}
+    return [
+        row["id"] for row in await connection.fetch(_RESOLVE_SIBLINGS.sql, *_RESOLVE_SIBLINGS.args(values))
+    ]
 
 
 async def groups(connection: asyncpg.Connection, statuses: tuple[str, ...]) -> list[Group]:

@@ -682,3 +682,72 @@ async def test_purge_asks_for_the_count_moves_letters_to_the_archive_and_audits_
     (audit,) = await scenario.wait("AuditRecord", action="dead-letter-purged", actor=actor)
     assert audit.envelope["causationId"] == kept.event_id
     assert audit.envelope["correlationId"] == kept.correlation_id
+
+
+async def test_a_replayed_copy_the_broker_dead_letters_again_is_a_new_dead_letter(
+    mover: DeadLetterMover, bus: Bus, empty_store: SourceControlSettings, amqp: Any
+) -> None:
+    settings = empty_store
+    await declare_fleet(amqp, history_retention=settings.history_retention)
+    await declare_service(amqp, _topology(settings))
+    scenario = Scenario(bus, settings)
+    envelope = scenario.envelope(
+        c.ChangeRepositorySetting(repository_id=unique("repo"), key="k", value="v", changed_by="a")
+    )
+    await _send_to_dlq(bus, envelope)
+    (row,) = await _stored(scenario, 1)
+    async with operator(settings, "ops-probe") as session:
+        assert await ops.replay(session, Selection(id=row["id"])) == [row["id"]]
+    # The replayed copy now crashes its consumer every time: returned to the inbox
+    # until the broker's delivery limit dead-letters it, with the old failure headers.
+    channel = await amqp.channel()
+    inbox = await channel.declare_queue(INBOX, passive=True)
+    returned = 0
+    while returned <= settings.delivery_limit:
+        message = await inbox.get(fail=False)
+        if message is None:
+            await asyncio.sleep(0.05)
+            continue
+        assert message.message_id == envelope.event_id
+        await message.nack(requeue=True)
+        returned += 1
+    await channel.close()
+    first, again = await _stored(scenario, 2)
+    assert (first["id"], first["status"]) == (row["id"], "replayed")
+    assert again["status"] == "dead"
+    assert again["message_id"] == envelope.event_id
+    assert again["exception_type"].startswith("Broker:")  # what happened last, not the old failure
+
+
+async def test_editing_one_of_two_dead_copies_of_a_message_applies_it_once(
+    source_control: ServiceRuntime, bus: Bus
+) -> None:
+    settings = source_control.settings
+    scenario = Scenario(bus, settings)
+    await _admin_execute(settings, "DELETE FROM dead_letters WHERE tenant_id = $1", scenario.tenant_id)
+    repository_id, _ = await scenario.provision()
+    await scenario.branch(repository_id, "feature/x")
+    pull_request_id = await scenario.open_pull_request(repository_id, "feature/x")
+    good = scenario.envelope(
+        c.RecordPullRequestReview(pull_request_id=pull_request_id, reviewer="bob", vote="Approved")
+    )
+    wire = orjson.loads(good.to_json())
+    wire["payload"]["vote"] = "Approvd"
+    for _ in range(2):  # an at-least-once duplicate of an invalid command: two dead letters
+        await bus.publish_raw(
+            orjson.dumps(wire),
+            "devops.commands",
+            "source-control.record-pull-request-review.v1",
+            good.amqp_properties(),
+        )
+    first, second = await _stored(scenario, 2)
+    async with operator(settings, "ops-probe") as session:
+        edited = await ops.edit_and_retry(session, first["id"], ops.Edit(set={"payload.vote": "Approved"}))
+        with pytest.raises(ops.EditRefused):  # superseded by the first edit
+            await ops.edit_and_retry(session, second["id"], ops.Edit(set={"payload.vote": "Approved"}))
+    await scenario.wait("PullRequestReviewRecorded", pullRequestId=pull_request_id, reviewer="bob")
+    await asyncio.sleep(0.5)
+    assert len(scenario.seen("PullRequestReviewRecorded", reviewer="bob")) == 1
+    (_, resolved) = await _stored(scenario, 2)
+    assert resolved["status"] == "resolved"
+    assert edited.new_event_id in resolved["resolution"]
