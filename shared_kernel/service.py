@@ -119,10 +119,15 @@ class ServiceRuntime:
             message_types=_handled_types(self.handlers, contracts.registry),
             processor=self.processor,
             relay=self.relay,
+            dead_letters=self.dead_letters,
             backlog=BacklogProbe(self.relay_database, timeout=health_timeout),
         )
         self.readiness = Readiness(
-            consumer=self.broker, publisher=self.publisher, database=self.database, timeout=health_timeout
+            consumer=self.broker,
+            publisher=self.publisher,
+            dead_letters=self.dead_letters,
+            database=self.database,
+            timeout=health_timeout,
         )
         self.http = HttpEndpoint(
             settings.health_host, settings.health_port, service_routes(self.metrics, self.readiness)

@@ -58,6 +58,13 @@ class DeadLetterMover:
         self.duplicates = 0
 
     @property
+    def connection(self) -> AbstractConnection:
+        """The mover's own AMQP connection (for readiness)."""
+        if self._connection is None:
+            raise RuntimeError("the dead-letter mover is not connected")
+        return self._connection
+
+    @property
     def queue(self) -> str:
         return self._topology.dlq
 

@@ -134,6 +134,16 @@ class RelayCounters(Protocol):
     def failures(self) -> int: ...
 
 
+class DeadLetterCounters(Protocol):
+    """The dead-letter mover's running totals."""
+
+    @property
+    def stored(self) -> int: ...
+
+    @property
+    def duplicates(self) -> int: ...
+
+
 class RuntimeMetrics:
     """The registry of one runtime and the counters it exposes."""
 
@@ -144,10 +154,18 @@ class RuntimeMetrics:
         message_types: Iterable[str],
         processor: InPlaceRetries,
         relay: RelayCounters,
+        dead_letters: DeadLetterCounters,
         backlog: BacklogProbe,
     ) -> None:
         self.messages = MessageMetrics(message_types)
-        self._collector = _RuntimeCollector(service, self.messages, processor, relay, backlog)
+        self._collector = _RuntimeCollector(
+            service,
+            messages=self.messages,
+            processor=processor,
+            relay=relay,
+            dead_letters=dead_letters,
+            backlog=backlog,
+        )
         self.registry = CollectorRegistry()
         self.registry.register(self._collector)
         # The standard process_* and python_* families: CPU, memory, file descriptors, GC.
@@ -169,15 +187,18 @@ class _RuntimeCollector:
     def __init__(
         self,
         service: str,
+        *,
         messages: MessageMetrics,
         processor: InPlaceRetries,
         relay: RelayCounters,
+        dead_letters: DeadLetterCounters,
         backlog: BacklogProbe,
     ) -> None:
         self._service = service
         self._messages = messages
         self._processor = processor
         self._relay = relay
+        self._dead_letters = dead_letters
         self._backlog_probe = backlog
         self._backlog: Backlog | None = None
         self._backlog_seconds = 0.0
@@ -198,6 +219,7 @@ class _RuntimeCollector:
     def collect(self) -> Iterable[Metric]:
         yield from self._message_families()
         yield from self._relay_families()
+        yield from self._dead_letter_families()
         yield from self._backlog_families()
 
     # Every family carries the service label first.
@@ -282,6 +304,20 @@ class _RuntimeCollector:
         )
         failures.add_metric(labels, relay.failures)
         yield from (published, batches, failures)
+
+    def _dead_letter_families(self) -> Iterator[Metric]:
+        labels = [self._service]
+        stored = self._counter(
+            "devops_dead_letters_stored",
+            "Dead letters moved from the DLQ into the store: the consumer's and the broker's "
+            "(delivery limit) alike.",
+        )
+        stored.add_metric(labels, self._dead_letters.stored)
+        duplicates = self._counter(
+            "devops_dead_letters_duplicates", "DLQ deliveries already in the store (acked, not stored again)."
+        )
+        duplicates.add_metric(labels, self._dead_letters.duplicates)
+        yield from (stored, duplicates)
 
     def _backlog_families(self) -> Iterator[Metric]:
         backlog, labels = self._backlog, [self._service]

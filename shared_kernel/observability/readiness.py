@@ -38,7 +38,7 @@ class Pingable(Protocol):
 
 
 class HasConnection(Protocol):
-    """The publisher: its connection, or RuntimeError when it has none."""
+    """The publisher or the dead-letter mover: its connection, or RuntimeError when it has none."""
 
     @property
     def connection(self) -> AbstractConnection: ...
@@ -62,10 +62,19 @@ class ReadinessReport:
 
 
 class Readiness:
-    def __init__(self, *, consumer: Pingable, publisher: HasConnection, database: Database, timeout: float):
+    def __init__(
+        self,
+        *,
+        consumer: Pingable,
+        publisher: HasConnection,
+        dead_letters: HasConnection,
+        database: Database,
+        timeout: float,
+    ):
         self.phase = Phase.STARTING
         self._consumer = consumer
         self._publisher = publisher
+        self._dead_letters = dead_letters
         self._database = database
         self._timeout = timeout
 
@@ -75,7 +84,8 @@ class Readiness:
             {
                 "runtime": OK if self.phase is Phase.RUNNING else self.phase.value,
                 "consumer": consumer,
-                "publisher": self._publisher_state(),
+                "publisher": _connection_state(self._publisher, "the publisher's"),
+                "dead-letters": _connection_state(self._dead_letters, "the dead-letter mover's"),
                 "database": database,
             }
         )
@@ -86,17 +96,6 @@ class Readiness:
         except Exception as error:
             return _describe(error)
         return OK if connected else "the consumer's AMQP connection is not open"
-
-    def _publisher_state(self) -> str:
-        try:
-            connection = self._publisher.connection
-        except RuntimeError:
-            return "the publisher's AMQP connection is not open"
-        if connection.is_closed:
-            return "the publisher's AMQP connection is closed"
-        if not connection.connected.is_set():
-            return "the publisher's AMQP connection is lost; reconnecting"
-        return OK
 
     async def _database_state(self) -> str:
         loop = asyncio.get_running_loop()
@@ -113,3 +112,15 @@ class Readiness:
 
 def _describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+
+
+def _connection_state(holder: HasConnection, whose: str) -> str:
+    try:
+        connection = holder.connection
+    except RuntimeError:
+        return f"{whose} AMQP connection is not open"
+    if connection.is_closed:
+        return f"{whose} AMQP connection is closed"
+    if not connection.connected.is_set():
+        return f"{whose} AMQP connection is lost; reconnecting"
+    return OK

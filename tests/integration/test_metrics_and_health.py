@@ -189,9 +189,11 @@ async def test_the_counters_say_exactly_what_happened_to_each_delivery(
         lambda s: (
             s.total("devops_messages_consumed_total") == sum(consumed.values())
             and s.total("devops_messages_dead_lettered_total") == 3
+            and s.value("devops_dead_letters_stored_total") == 3  # the mover took all three
             and s.value("devops_outbox_backlog_rows") == 0
         ),
     )
+    assert scraped.value("devops_dead_letters_duplicates_total") == 0
     for message_type, count in consumed.items():
         assert scraped.value("devops_messages_consumed_total", message_type=message_type) == count
 
@@ -358,7 +360,13 @@ async def test_liveness_and_readiness_answer_and_readiness_names_the_database_wh
     assert ready.json() == {
         "status": "ready",
         "failed": [],
-        "checks": {"runtime": "ok", "consumer": "ok", "publisher": "ok", "database": "ok"},
+        "checks": {
+            "runtime": "ok",
+            "consumer": "ok",
+            "publisher": "ok",
+            "dead-letters": "ok",
+            "database": "ok",
+        },
     }
     assert (await http(port, "/readyz?verbose=1")).status == 200  # the query string is ignored
     head = await http(port, "/healthz", method="HEAD")
