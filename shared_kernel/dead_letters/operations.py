@@ -130,7 +130,9 @@ async def list_groups(operator: Operator, statuses: tuple[str, ...] = (DEAD,)) -
 
 async def list_letters(operator: Operator, selection: Selection, limit: int = 100) -> list[DeadLetter]:
     async with operator.database.transaction() as connection:
-        return await store.letters(connection, selection, limit)
+        found = await store.letters(connection, selection, limit)
+    log.info("dead letters listed", actor=operator.actor, selection=str(selection), letters=len(found))
+    return found
 
 
 async def get(operator: Operator, letter_id: int) -> DeadLetter:
@@ -153,7 +155,9 @@ async def count_selection(operator: Operator, selection: Selection) -> tuple[Sel
 
 async def list_archive(operator: Operator, limit: int = 100) -> list[DeadLetter]:
     async with operator.database.transaction() as connection:
-        return await store.list_archived(connection, limit)
+        found = await store.list_archived(connection, limit)
+    log.info("archived dead letters listed", actor=operator.actor, letters=len(found))
+    return found
 
 
 async def get_archived(operator: Operator, letter_id: int) -> DeadLetter:
@@ -161,6 +165,7 @@ async def get_archived(operator: Operator, letter_id: int) -> DeadLetter:
         letter = await store.get_archived(connection, letter_id)
     if letter is None:
         raise DeadLetterNotFound(f"no archived dead letter {letter_id} in {operator.service}")
+    log.info("archived dead letter shown", actor=operator.actor, dead_letter_id=letter_id)
     return letter
 
 

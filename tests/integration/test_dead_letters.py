@@ -425,6 +425,8 @@ async def test_two_replays_at_once_publish_each_dead_letter_exactly_once(
             return await ops.replay(session, Selection(group=group))
 
     first, second = await asyncio.gather(replay_as("ops-a"), replay_as("ops-b"))
+    assert first, "ops-a replayed nothing: the two replays did not overlap"
+    assert second, "ops-b replayed nothing: the two replays did not overlap"
     assert not set(first) & set(second)
     assert sorted(first + second) == [row["id"] for row in rows]
 
