@@ -60,11 +60,11 @@ class DeadLetterError(Exception):
 
 
 class DeadLetterNotFound(DeadLetterError):
-    pass
+    """No dead letter (or archived one) with that id in this service."""
 
 
 class EditRefused(DeadLetterError):
-    pass
+    """The dead letter cannot be edited now, or the edit would not make a valid message."""
 
 
 class ReplayInterrupted(DeadLetterError):

@@ -99,8 +99,9 @@ class OutboxRelay:
     async def drain(self) -> int:
         """Publish every due row and wait for all of it; the number published."""
         before = self.published
-        while await self._next_batch() == self._batch_size:
-            pass
+        full = True
+        while full:  # a full batch means more rows may be due
+            full = await self._next_batch() == self._batch_size
         while self._finishing:
             await self._finishing.popleft()
         return self.published - before

@@ -36,7 +36,7 @@ Route = Callable[[Mapping[str, str]], Awaitable[Response]]
 
 
 class _BadRequest(Exception):
-    pass
+    """The request line or headers are not HTTP/1.x this endpoint serves."""
 
 
 class HttpEndpoint:
@@ -75,7 +75,7 @@ class HttpEndpoint:
                 response = await self._respond(method, path, headers)
             await _write(writer, response, with_body=method != "HEAD")
         except (ConnectionError, TimeoutError):
-            pass  # the client went away
+            log.debug("health client went away")
         finally:
             writer.close()
             with contextlib.suppress(ConnectionError, TimeoutError):
