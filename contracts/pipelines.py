@@ -1,0 +1,256 @@
+"""Pipelines contracts: the commands it takes and the events it emits.
+
+Commands carry the ids their sender chooses; tenantId and projectId travel in
+the envelope. Events also carry tenantId and projectId in the payload.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AwareDatetime, Field
+
+from contracts.base import Payload
+from contracts.registry import registry
+from shared_kernel.domain.value_objects import (
+    BlobReference,
+    BranchName,
+    CommitSha,
+    Identifier,
+    Identity,
+    SemanticVersion,
+)
+
+CONTEXT = "pipelines"
+
+ModuleType = Literal["library", "service"]
+RunReason = Literal["ci", "manual", "release"]
+DefinitionStatus = Literal["Active", "Superseded"]
+RunStatus = Literal["Started", "InProgress", "Succeeded", "Failed", "Canceled"]
+RunResult = Literal["Succeeded", "Failed", "Canceled"]
+ItemStatus = Literal["Pending", "InProgress", "Completed"]
+JobResult = Literal["Succeeded", "SucceededWithIssues", "Failed", "Canceled", "Skipped"]
+BuildStatus = Literal["Succeeded", "Failed", "Canceled"]
+Sha256 = str  # 64 lower-case hex digits, checked by Field(pattern=…)
+SHA256_PATTERN = r"^[0-9a-f]{64}$"
+
+
+# Parts shared by several messages
+
+
+class StageRecord(Payload):
+    """A stage of a pipeline definition and its job names."""
+
+    name: Identifier
+    jobs: list[Identifier] = Field(min_length=1)
+
+
+class VariableRequest(Payload):
+    """A pipeline variable; a secret one carries a reference to the secret, never its value."""
+
+    name: Identifier
+    value: str
+    is_secret: bool = False
+
+
+class JobStateReport(Payload):
+    """The CI provider's report of one job's state."""
+
+    stage: Identifier
+    job: Identifier
+    status: ItemStatus
+    result: JobResult | None = None
+    started_at: AwareDatetime | None = None
+    finished_at: AwareDatetime | None = None
+
+
+class JobRunRecord(Payload):
+    """One job of a run, as last reported."""
+
+    name: Identifier
+    status: ItemStatus
+    result: JobResult | None
+    started_at: AwareDatetime | None
+    finished_at: AwareDatetime | None
+    reported_at: AwareDatetime | None
+
+
+class StageRunRecord(Payload):
+    """One stage of a run; status and times derived from its jobs."""
+
+    name: Identifier
+    status: ItemStatus
+    started_at: AwareDatetime | None
+    finished_at: AwareDatetime | None
+    jobs: list[JobRunRecord]
+
+
+class ArtifactRecord(Payload):
+    """An artifact a build produced, stored in a blob."""
+
+    name: Identifier
+    uri: BlobReference
+    sha256: Sha256 = Field(pattern=SHA256_PATTERN)
+    size: int = Field(ge=0)
+
+
+# Commands
+
+
+class GeneratePipeline(Payload):
+    """Generate (or regenerate, superseding the current one) a module's pipeline definition."""
+
+    pipeline_id: Identifier
+    repository_id: Identifier
+    module_id: Identifier
+    module_type: ModuleType
+    definition_path: str = Field(min_length=1, max_length=1024)
+    template_version: str = Field(min_length=1, max_length=128)
+    target_feed: str = Field(min_length=1, max_length=255)
+    variables: list[VariableRequest] = []
+    requested_by: Identity
+
+
+class RunPipeline(Payload):
+    """Start a manual or release run of a pipeline definition on a branch."""
+
+    pipeline_run_id: Identifier
+    pipeline_id: Identifier
+    branch: BranchName
+    commit_sha: CommitSha | None = None
+    reason: Literal["manual", "release"] = "manual"
+    requested_by: Identity
+
+
+class RecordPipelineRunProgress(Payload):
+    """The CI provider reports the states of some jobs of a run."""
+
+    pipeline_run_id: Identifier
+    jobs: list[JobStateReport] = Field(min_length=1)
+    reported_at: AwareDatetime
+    reported_by: Identity
+
+
+class CompletePipelineRun(Payload):
+    """The CI provider reports a run's outcome: result, final job states, tests, coverage, artifacts, logs."""
+
+    pipeline_run_id: Identifier
+    result: RunResult
+    jobs: list[JobStateReport] = []
+    version: SemanticVersion
+    tests_passed: int = Field(ge=0)
+    tests_failed: int = Field(ge=0)
+    coverage: float = Field(ge=0, le=100)
+    artifacts: list[ArtifactRecord] = []
+    logs_uri: BlobReference
+    finished_at: AwareDatetime
+    reported_by: Identity
+
+
+# Events
+
+
+class _DefinitionEvent(Payload):
+    pipeline_id: Identifier
+    repository_id: Identifier
+    tenant_id: Identifier
+    project_id: Identifier
+    module_id: Identifier
+    module_type: ModuleType
+    definition_path: str
+    template_version: str
+    target_feed: str
+    status: DefinitionStatus
+    stages: list[StageRecord] = Field(min_length=1)
+
+
+class PipelineGenerated(_DefinitionEvent):
+    """A pipeline definition was generated for a module and committed to its repository."""
+
+    yaml_sha256: Sha256 = Field(pattern=SHA256_PATTERN)
+    commit_id: Identifier
+    supersedes: Identifier | None
+    generated_at: AwareDatetime
+    generated_by: Identity
+
+
+class PipelineSuperseded(_DefinitionEvent):
+    """A pipeline definition was superseded by its regeneration."""
+
+    superseded_by_pipeline_id: Identifier
+    superseded_at: AwareDatetime
+    superseded_by: Identity
+
+
+class _RunEvent(Payload):
+    pipeline_run_id: Identifier
+    pipeline_id: Identifier
+    tenant_id: Identifier
+    project_id: Identifier
+    module_id: Identifier
+    module_type: ModuleType
+    repository_id: Identifier
+    branch: BranchName
+    commit_sha: CommitSha
+    build_number: str
+    reason: RunReason
+    status: RunStatus
+    stage_runs: list[StageRunRecord]
+
+
+class PipelineRunStarted(_RunEvent):
+    """A run of a pipeline definition started."""
+
+    started_at: AwareDatetime
+    started_by: Identity
+
+
+class PipelineRunProgressed(_RunEvent):
+    """The CI provider reported progress of a run's jobs."""
+
+    reported_at: AwareDatetime
+    reported_by: Identity
+
+
+class PipelineRunCompleted(_RunEvent):
+    """A run reached its terminal status (Succeeded, Failed or Canceled)."""
+
+    started_at: AwareDatetime
+    finished_at: AwareDatetime
+    completed_by: Identity
+
+
+class BuildCompleted(Payload):
+    """A run's build result was recorded: status, version, artifacts, tests, coverage and logs."""
+
+    build_result_id: Identifier
+    pipeline_run_id: Identifier
+    tenant_id: Identifier
+    project_id: Identifier
+    module_id: Identifier
+    module_type: ModuleType
+    repository_id: Identifier
+    commit_sha: CommitSha
+    branch: BranchName
+    status: BuildStatus
+    version: SemanticVersion
+    artifacts: list[ArtifactRecord]
+    tests_passed: int = Field(ge=0)
+    tests_failed: int = Field(ge=0)
+    coverage: float = Field(ge=0, le=100)
+    logs_uri: BlobReference
+    completed_at: AwareDatetime
+
+
+for _command in (GeneratePipeline, RunPipeline, RecordPipelineRunProgress, CompletePipelineRun):
+    registry.command(CONTEXT, _command)
+
+for _event in (
+    PipelineGenerated,
+    PipelineSuperseded,
+    PipelineRunStarted,
+    PipelineRunProgressed,
+    PipelineRunCompleted,
+    BuildCompleted,
+):
+    registry.event(CONTEXT, _event)

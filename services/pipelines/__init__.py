@@ -1,0 +1,1 @@
+"""Pipelines: generated pipeline definitions, their runs, and the build results they produce."""

@@ -1,0 +1,1 @@
+"""Adapters behind the Pipelines ports: Azure Pipelines YAML and local blob storage."""

@@ -1,0 +1,61 @@
+"""The pure domain of Pipelines: definitions, runs, build results, named errors."""
+
+from services.pipelines.domain.build_result import (
+    ArtifactItem,
+    BuildResult,
+    BuildStatus,
+    TestSummary,
+    derive_build_status,
+)
+from services.pipelines.domain.definition import (
+    DefinitionStatus,
+    PipelineDefinition,
+    PipelineStage,
+    PipelineVariable,
+)
+from services.pipelines.domain.run import (
+    ItemStatus,
+    JobReport,
+    JobResult,
+    JobRun,
+    PipelineRun,
+    RunResult,
+    RunStatus,
+    StageRun,
+)
+from services.pipelines.domain.values import (
+    CoveragePercentage,
+    DefinitionPath,
+    FeedReference,
+    ModuleType,
+    RunReason,
+    Sha256,
+    TemplateVersion,
+)
+
+__all__ = [
+    "ArtifactItem",
+    "BuildResult",
+    "BuildStatus",
+    "CoveragePercentage",
+    "DefinitionPath",
+    "DefinitionStatus",
+    "FeedReference",
+    "ItemStatus",
+    "JobReport",
+    "JobResult",
+    "JobRun",
+    "ModuleType",
+    "PipelineDefinition",
+    "PipelineRun",
+    "PipelineStage",
+    "PipelineVariable",
+    "RunReason",
+    "RunResult",
+    "RunStatus",
+    "Sha256",
+    "StageRun",
+    "TemplateVersion",
+    "TestSummary",
+    "derive_build_status",
+]

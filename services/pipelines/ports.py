@@ -1,0 +1,173 @@
+"""The ports of Pipelines: the pipeline definition renderer and the blob store.
+
+Pipelines writes CI definitions for a CI provider it does not own (Azure
+Pipelines) and keeps build logs in storage it does not own either, so the
+handlers see only these types. A rendered definition is plain text with its
+stage names and its sha256, identical for an identical spec, so regenerating
+from the same spec is a no-op that a handler can recognise. Blobs are
+addressed by the sha256 of their content: writing the same bytes twice gives
+the same reference, and a reference names its content, not a location.
+"""
+
+# Errors are named for what happened, like the domain's (BlobNotFound, not BlobNotFoundError).
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal, Protocol, get_args
+
+ModuleType = Literal["library", "service"]
+MODULE_TYPES: tuple[str, ...] = get_args(ModuleType)
+
+TEMPLATE_REPOSITORY = "ConnectSoft/ConnectSoft.AzurePipelines"
+
+# Azure DevOps names: a feed may be project-scoped ("Project/feed"); a service
+# connection or image repository is a short name without whitespace.
+_TEMPLATE_VERSION = re.compile(r"v?\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.-]+)?")
+_FEED = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)?")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,254}")
+_IMAGE_REPOSITORY = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*")
+_BRANCH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/*-]*")
+_PATH = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_./-]*")
+_DOTNET_VERSION = re.compile(r"\d+\.(?:\d+|x)(?:\.(?:\d+|x))?")
+_HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class InvalidPipelineSpec(ValueError):
+    """A pipeline cannot be rendered from this spec; the message names the field and the rule."""
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineSpec:
+    """What a module's CI definition is rendered from.
+
+    ``target_feed`` is required for a library (its package is pushed there) and
+    refused for a service; ``container_registry`` (an Azure DevOps Docker
+    registry service connection) and ``image_repository`` are required for a
+    service and refused for a library, so a spec cannot say two things at once.
+    """
+
+    module_id: str
+    module_type: ModuleType
+    repository_name: str
+    default_branch: str
+    template_version: str
+    solution_path: str
+    dotnet_version: str = "8.0.x"
+    target_feed: str | None = None
+    container_registry: str | None = None
+    image_repository: str | None = None
+    dockerfile_path: str = "Dockerfile"
+    version_prefix: str = "1.0"
+    # Branches besides the default branch whose commits start a CI run (patterns allowed).
+    ci_branches: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.module_type not in MODULE_TYPES:
+            raise InvalidPipelineSpec(
+                f"module_type must be one of {', '.join(MODULE_TYPES)}, got {self.module_type!r}"
+            )
+        _require(_NAME, self.module_id, "module_id")
+        _require(_NAME, self.repository_name, "repository_name")
+        _require(_BRANCH, self.default_branch, "default_branch")
+        for branch in self.ci_branches:
+            _require(_BRANCH, branch, "ci_branches item")
+        _require(_TEMPLATE_VERSION, self.template_version, "template_version (a pinned semantic version)")
+        _require(_PATH, self.solution_path, "solution_path")
+        _require(_DOTNET_VERSION, self.dotnet_version, "dotnet_version")
+        _require(re.compile(r"\d+(?:\.\d+){0,2}"), self.version_prefix, "version_prefix")
+        if any(".." in path.split("/") for path in (self.solution_path, self.dockerfile_path)):
+            raise InvalidPipelineSpec("solution_path and dockerfile_path must stay inside the repository")
+        if self.module_type == "library":
+            _require(_FEED, self.target_feed, "target_feed (required for a library)")
+            _absent(self, "container_registry", "image_repository")
+        else:
+            _require(_NAME, self.container_registry, "container_registry (required for a service)")
+            _require(_IMAGE_REPOSITORY, self.image_repository, "image_repository (required for a service)")
+            _require(_PATH, self.dockerfile_path, "dockerfile_path")
+            _absent(self, "target_feed")
+
+
+def _require(pattern: re.Pattern[str], value: str | None, field: str) -> None:
+    if value is None or not pattern.fullmatch(value):
+        raise InvalidPipelineSpec(f"{field} is missing or malformed: {value!r}")
+
+
+def _absent(spec: PipelineSpec, *fields: str) -> None:
+    for field in fields:
+        if getattr(spec, field) is not None:
+            raise InvalidPipelineSpec(f"{field} does not apply to a {spec.module_type} module")
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedPipeline:
+    """A CI definition as text, with the stage names it declares and the sha256 of its UTF-8 bytes."""
+
+    content: str
+    stage_names: tuple[str, ...]
+    sha256: str
+
+
+class PipelineRenderer(Protocol):
+    """Turns a spec into the CI provider's definition; the same spec gives the same bytes."""
+
+    def render(self, spec: PipelineSpec) -> RenderedPipeline: ...
+
+
+# --- blobs --------------------------------------------------------------------------
+
+
+BLOB_URI_PREFIX = "blob://sha256/"
+
+
+class BlobError(Exception):
+    """Base of every error a blob store raises on purpose."""
+
+
+class InvalidBlobUri(BlobError, ValueError):
+    """The URI is not a ``blob://sha256/<64 hex>`` reference."""
+
+
+class BlobNotFound(BlobError):
+    """No blob with that address is stored."""
+
+
+class BlobCorrupted(BlobError):
+    """The stored bytes no longer hash to their address."""
+
+
+def blob_uri(sha256: str) -> str:
+    if not _HEX_SHA256.fullmatch(sha256):
+        raise InvalidBlobUri(f"sha256 must be 64 lower-case hex digits, got {sha256!r}")
+    return f"{BLOB_URI_PREFIX}{sha256}"
+
+
+def sha256_of_uri(uri: str) -> str:
+    """The content address a ``blob://sha256/<hex>`` URI names."""
+    digest = uri.removeprefix(BLOB_URI_PREFIX)
+    if not uri.startswith(BLOB_URI_PREFIX) or not _HEX_SHA256.fullmatch(digest):
+        raise InvalidBlobUri(f"not a blob://sha256/<hex> reference: {uri!r}")
+    return digest
+
+
+@dataclass(frozen=True, slots=True)
+class BlobReference:
+    """Where a blob can be read back (``uri``, e.g. a BuildResult's logsUri) and what it holds."""
+
+    uri: str
+    sha256: str
+    size: int
+    content_type: str
+
+
+class BlobStore(Protocol):
+    """Content-addressed storage: the same bytes always get the same reference."""
+
+    async def put(self, data: bytes, content_type: str) -> BlobReference: ...
+
+    async def get(self, uri: str) -> bytes:
+        """The stored bytes, checked against their address (BlobCorrupted otherwise)."""
+        ...
+
+    async def exists(self, uri: str) -> bool: ...
