@@ -354,13 +354,12 @@ def test_any_order_including_the_completion_ends_in_the_in_order_state() -> None
     def outcome(order: list[Any]) -> dict[str, Any]:
         run = start()
         for item in order:
-            try:
+            # A stale report is acknowledged and changes nothing, as the runtime does.
+            with contextlib.suppress(StaleMessage):
                 if item == "complete":
                     run.complete(RunResult.SUCCEEDED, jobs=ALL_SUCCEEDED, at=at(9), by="ci")
                 else:
                     run.record_progress(item[0], at=item[1], by="ci")
-            except StaleMessage:
-                pass
         return state(run)
 
     messages: list[Any] = [*REPORTS[:3], "complete"]
