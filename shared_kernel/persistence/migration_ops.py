@@ -134,3 +134,18 @@ def grant_operator_access() -> None:
 def drop_dead_letter_store() -> None:
     op.drop_table(DEAD_LETTERS_ARCHIVE)
     op.drop_table(DEAD_LETTERS)
+
+
+def key_outbox_by_tenant() -> None:
+    """Outbox primary key (tenant_id, id), like every other table; ids stay global and
+    ordered (the relay reads them in order across tenants through ix_outbox_id)."""
+    op.execute("ALTER TABLE outbox DROP CONSTRAINT IF EXISTS outbox_pkey")
+    op.execute("ALTER TABLE outbox ADD CONSTRAINT pk_outbox PRIMARY KEY (tenant_id, id)")
+    op.execute("CREATE INDEX ix_outbox_id ON outbox (id)")
+
+
+def key_outbox_by_id() -> None:
+    """The reverse of ``key_outbox_by_tenant``."""
+    op.execute("DROP INDEX ix_outbox_id")
+    op.execute("ALTER TABLE outbox DROP CONSTRAINT pk_outbox")
+    op.execute("ALTER TABLE outbox ADD CONSTRAINT outbox_pkey PRIMARY KEY (id)")

@@ -80,7 +80,9 @@ def messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
     outbox = Table(
         OUTBOX,
         metadata,
-        Column("id", BigInteger, primary_key=True, autoincrement=True),
+        # Keyed by tenant first, like every table here (distributable by tenant_id);
+        # the relay walks all tenants in id order through ix_outbox_id.
+        Column("id", BigInteger, nullable=False, autoincrement=True),
         Column("tenant_id", Text, nullable=False),
         Column("exchange", Text, nullable=False),
         Column("routing_key", Text, nullable=False),
@@ -89,6 +91,8 @@ def messaging_tables(metadata: MetaData) -> tuple[Table, Table]:
         Column("body", LargeBinary, nullable=False),
         Column("due_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
         Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+        PrimaryKeyConstraint("tenant_id", "id", name="pk_outbox"),
+        Index("ix_outbox_id", "id"),
         Index("ix_outbox_due_at", "due_at"),
     )
     return inbox, outbox
