@@ -192,3 +192,22 @@ class BlobReference(ValueString):
 
 class RemoteUrl(BlobReference):
     """A Git remote URL."""
+
+
+class RepositoryPath(ValueString):
+    """A path inside a repository's work tree: relative, no '.', '..' or '.git' segments."""
+
+    max_length = 1024
+
+    @classmethod
+    def check(cls, value: str) -> None:
+        super().check(value)
+        segments = value.split("/")
+        bad = (
+            "\\" in value
+            or "\x00" in value
+            or any(segment in ("", ".", "..") for segment in segments)
+            or any(segment.casefold() == ".git" for segment in segments)
+        )
+        if bad:
+            raise InvalidValue(f"{cls.__name__} {value!r} must be a relative path inside the work tree")

@@ -20,20 +20,15 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-import contracts
 from contracts import source_control as c
-from contracts.common import CommandRejected
-from services.source_control.adapters.tables import MAPPINGS
 from services.source_control.app import DEFINITION as SOURCE_CONTROL
 from services.source_control.settings import SourceControlSettings
-from shared_kernel.envelope import Envelope
-from shared_kernel.persistence.inbox_outbox import record_in_inbox
-from shared_kernel.persistence.unit_of_work import UnitOfWork
 from shared_kernel.service import ServiceRuntime
 from tests.support.bus import Bus
 from tests.support.dead_letters import stored_dead_letters
 from tests.support.fleet import start_in_process
 from tests.support.scenario import Scenario, unique
+from tests.support.timers import schedule
 
 pytestmark = pytest.mark.integration
 
@@ -269,7 +264,9 @@ async def test_the_outbox_backlog_and_its_age_follow_a_row_the_relay_cannot_take
 ) -> None:
     scenario = Scenario(bus, source_control.settings)
     await scrape_until(source_control, lambda s: s.value("devops_outbox_backlog_rows") == 0)
-    cause, timer = await _schedule(source_control, scenario, due_in=timedelta(seconds=1.5))
+    cause, timer = await schedule(
+        source_control, scenario.tenant_id, datetime.now(UTC) + timedelta(seconds=1.5)
+    )
     admin = await _admin(source_control)
     try:
         holder = admin.transaction()
@@ -302,36 +299,6 @@ async def test_the_outbox_backlog_and_its_age_follow_a_row_the_relay_cannot_take
     scraped = await scrape(source_control)
     assert scraped.value("devops_inbox_rows") == counted
     assert scraped.value("devops_database_scrape_success") == 1
-
-
-async def _schedule(
-    runtime: ServiceRuntime, scenario: Scenario, due_in: timedelta
-) -> tuple[Envelope, Envelope]:
-    """A message written to the outbox, due later (as a soak time would be)."""
-    cause = Envelope.new(
-        kind_prefix="cmd",
-        event_type="ProvisionRepository",
-        schema_version=1,
-        payload={},
-        source="devops.tests",
-        tenant_id=scenario.tenant_id,
-    )
-    async with runtime.database.transaction() as connection:
-        assert await record_in_inbox(connection, cause, "done")
-        uow = UnitOfWork(
-            connection,
-            cause=cause,
-            mappings=MAPPINGS,  # type: ignore[arg-type]
-            contracts=contracts.registry,
-            context="source-control",
-            source="devops.source-control",
-        )
-        timer = uow.send(
-            CommandRejected(command_type="Timer", command_id=cause.event_id, rule="SoakTime", reason="due"),
-            due_at=datetime.now(UTC) + due_in,
-        )
-        await uow.flush()
-    return cause, timer
 
 
 async def _admin(runtime: ServiceRuntime) -> asyncpg.Connection:

@@ -7,15 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-import contracts
-from contracts.common import CommandRejected
-from services.source_control.adapters.tables import MAPPINGS
-from shared_kernel.envelope import Envelope
-from shared_kernel.persistence.inbox_outbox import record_in_inbox
-from shared_kernel.persistence.unit_of_work import UnitOfWork
 from shared_kernel.service import ServiceRuntime
 from tests.support.bus import Bus
 from tests.support.scenario import Scenario
+from tests.support.timers import schedule
 
 pytestmark = pytest.mark.integration
 
@@ -24,30 +19,8 @@ async def test_a_scheduled_message_waits_in_the_outbox_until_due(
     source_control: ServiceRuntime, bus: Bus
 ) -> None:
     scenario = Scenario(bus, source_control.settings)
-    cause = Envelope.new(
-        kind_prefix="cmd",
-        event_type="ProvisionRepository",
-        schema_version=1,
-        payload={},
-        source="devops.tests",
-        tenant_id=scenario.tenant_id,
-    )
     due_at = datetime.now(UTC) + timedelta(seconds=2)
-    async with source_control.database.transaction() as connection:
-        assert await record_in_inbox(connection, cause, "done")
-        uow = UnitOfWork(
-            connection,
-            cause=cause,
-            mappings=MAPPINGS,  # type: ignore[arg-type]
-            contracts=contracts.registry,
-            context="source-control",
-            source="devops.source-control",
-        )
-        timer = uow.send(
-            CommandRejected(command_type="Timer", command_id=cause.event_id, rule="SoakTime", reason="due"),
-            due_at=due_at,
-        )
-        await uow.flush()
+    cause, timer = await schedule(source_control, scenario.tenant_id, due_at)
     source_control.relay.wake()
 
     await asyncio.sleep(1.0)

@@ -11,7 +11,7 @@ from pydantic import GetCoreSchemaHandler
 from pydantic_core import core_schema
 
 from shared_kernel.domain import InvalidValue
-from shared_kernel.domain.value_objects import ValueString
+from shared_kernel.domain.value_objects import RepositoryPath, ValueString
 
 
 class ModuleType(StrEnum):
@@ -40,23 +40,13 @@ class FeedReference(ValueString):
     description = "a feed name, project/feed, or registry/repository"
 
 
-class DefinitionPath(ValueString):
+class DefinitionPath(RepositoryPath):
     """The repository-relative path of a pipeline YAML file (``.yml`` or ``.yaml``)."""
-
-    max_length = 1024
 
     @classmethod
     def check(cls, value: str) -> None:
         super().check(value)
-        segments = value.split("/")
-        bad = (
-            "\\" in value
-            or "\x00" in value
-            or any(segment in ("", ".", "..") for segment in segments)
-            or any(segment.casefold() == ".git" for segment in segments)
-            or not value.casefold().endswith((".yml", ".yaml"))
-        )
-        if bad:
+        if not value.casefold().endswith((".yml", ".yaml")):
             raise InvalidValue(f"DefinitionPath {value!r} must be a relative path to a .yml or .yaml file")
 
 

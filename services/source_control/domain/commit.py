@@ -18,7 +18,7 @@ from services.source_control.domain.errors import (
     NoFileChanges,
 )
 from services.source_control.domain.repository import RepositoryKind
-from shared_kernel.domain import AggregateRoot, DomainModel, InvalidValue
+from shared_kernel.domain import AggregateRoot, DomainModel
 from shared_kernel.domain.aggregate import audit_fields
 from shared_kernel.domain.value_objects import (
     ArtifactReference,
@@ -26,28 +26,13 @@ from shared_kernel.domain.value_objects import (
     CommitSha,
     Identifier,
     Identity,
+    RepositoryPath,
     TreeHash,
-    ValueString,
 )
 
 
-class FilePath(ValueString):
-    """A path inside the working tree: relative, without '.', '..' or '.git' segments."""
-
-    max_length = 1024
-
-    @classmethod
-    def check(cls, value: str) -> None:
-        super().check(value)
-        segments = value.split("/")
-        bad = (
-            "\\" in value
-            or "\x00" in value
-            or any(segment in ("", ".", "..") for segment in segments)
-            or any(segment.casefold() == ".git" for segment in segments)
-        )
-        if bad:
-            raise InvalidValue(f"FilePath {value!r} must be a relative path inside the work tree")
+class FilePath(RepositoryPath):
+    """A path a commit changes."""
 
 
 class FileOperation(StrEnum):
