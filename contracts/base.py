@@ -33,3 +33,15 @@ class Payload(BaseModel):
                 value = getattr(self, name)
                 return str(value) if value is not None else None
         return None
+
+
+class Event(Payload):
+    """An event payload: what a context tells the others happened.
+
+    Unlike a command, an event is read by subscribers the emitter does not
+    know, on contract versions older than its own: a field added in a minor
+    change (always optional) is ignored by them, not refused. The emitter
+    still validates what it sends against the full model.
+    """
+
+    model_config = Payload.model_config | ConfigDict(extra="ignore")

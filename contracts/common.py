@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from contracts.base import Payload
+from contracts.base import Event
 from contracts.registry import ANY_CONTEXT, registry
 
 
-class CommandRejected(Payload):
+class CommandRejected(Event):
     """A command was refused by a domain rule; no state changed."""
 
     command_type: str
@@ -23,7 +23,7 @@ class CommandRejected(Payload):
 registry.event(ANY_CONTEXT, CommandRejected)
 
 
-class AuditRecord(Payload):
+class AuditRecord(Event):
     """A governance audit record: who did what, when, why, with what outcome.
 
     Published on ``devops.audit`` with routing key ``<context>.<action-kebab>``;

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AwareDatetime, Field
+from pydantic import AwareDatetime, Field, model_validator
 
-from contracts.base import Payload
+from contracts.base import Event, Payload
 from contracts.registry import registry
 from shared_kernel.domain.value_objects import (
     BlobReference,
@@ -38,7 +38,7 @@ SHA256_PATTERN = r"^[0-9a-f]{64}$"
 # Parts shared by several messages
 
 
-class StageRecord(Payload):
+class StageRecord(Event):
     """A stage of a pipeline definition and its job names."""
 
     name: Identifier
@@ -64,7 +64,7 @@ class JobStateReport(Payload):
     finished_at: AwareDatetime | None = None
 
 
-class JobRunRecord(Payload):
+class JobRunRecord(Event):
     """One job of a run, as last reported."""
 
     name: Identifier
@@ -75,7 +75,7 @@ class JobRunRecord(Payload):
     reported_at: AwareDatetime | None
 
 
-class StageRunRecord(Payload):
+class StageRunRecord(Event):
     """One stage of a run; status and times derived from its jobs."""
 
     name: Identifier
@@ -132,25 +132,39 @@ class RecordPipelineRunProgress(Payload):
 
 
 class CompletePipelineRun(Payload):
-    """The CI provider reports a run's outcome: result, final job states, tests, coverage, artifacts, logs."""
+    """The CI provider reports a run's outcome: result, final job states, tests, coverage, artifacts, logs.
+
+    Tests and coverage are absent when the provider did not report them (an
+    Azure DevOps ``build.complete`` hook carries neither). ``logs`` is the log
+    text, which Pipelines stores in the blob store and references as
+    ``logsUri``; ``logsUri`` is given instead when the logs are already stored
+    (in the blob store, or at the provider).
+    """
 
     pipeline_run_id: Identifier
     result: RunResult
     jobs: list[JobStateReport] = []
     version: SemanticVersion
-    tests_passed: int = Field(ge=0)
-    tests_failed: int = Field(ge=0)
-    coverage: float = Field(ge=0, le=100)
+    tests_passed: int | None = Field(default=None, ge=0)
+    tests_failed: int | None = Field(default=None, ge=0)
+    coverage: float | None = Field(default=None, ge=0, le=100)
     artifacts: list[ArtifactRecord] = []
-    logs_uri: BlobReference
+    logs: str | None = Field(default=None, max_length=16 * 1024 * 1024)
+    logs_uri: BlobReference | None = None
     finished_at: AwareDatetime
     reported_by: Identity
+
+    @model_validator(mode="after")
+    def _one_source_of_logs(self) -> CompletePipelineRun:
+        if self.logs is not None and self.logs_uri is not None:
+            raise ValueError("give the log text (logs) or where it is stored (logsUri), not both")
+        return self
 
 
 # Events
 
 
-class _DefinitionEvent(Payload):
+class _DefinitionEvent(Event):
     pipeline_id: Identifier
     repository_id: Identifier
     tenant_id: Identifier
@@ -182,7 +196,7 @@ class PipelineSuperseded(_DefinitionEvent):
     superseded_by: Identity
 
 
-class _RunEvent(Payload):
+class _RunEvent(Event):
     pipeline_run_id: Identifier
     pipeline_id: Identifier
     tenant_id: Identifier
@@ -220,11 +234,16 @@ class PipelineRunCompleted(_RunEvent):
     completed_by: Identity
 
 
-class BuildCompleted(Payload):
-    """A run's build result was recorded: status, version, artifacts, tests, coverage and logs."""
+class BuildCompleted(Event):
+    """A run's build result was recorded: status, version, artifacts, tests, coverage and logs.
+
+    ``targetFeed`` is where the definition pushes the module's output: the
+    package feed of a library, ``registry/repository`` of a service's image.
+    """
 
     build_result_id: Identifier
     pipeline_run_id: Identifier
+    pipeline_id: Identifier
     tenant_id: Identifier
     project_id: Identifier
     module_id: Identifier
@@ -234,11 +253,12 @@ class BuildCompleted(Payload):
     branch: BranchName
     status: BuildStatus
     version: SemanticVersion
+    target_feed: str
     artifacts: list[ArtifactRecord]
-    tests_passed: int = Field(ge=0)
-    tests_failed: int = Field(ge=0)
-    coverage: float = Field(ge=0, le=100)
-    logs_uri: BlobReference
+    tests_passed: int | None = Field(ge=0)
+    tests_failed: int | None = Field(ge=0)
+    coverage: float | None = Field(ge=0, le=100)
+    logs_uri: BlobReference | None
     completed_at: AwareDatetime
 
 

@@ -16,7 +16,7 @@ from typing import Literal, Self
 
 from pydantic import AwareDatetime, Field, HttpUrl, model_validator
 
-from contracts.base import Payload
+from contracts.base import Event, Payload
 from contracts.registry import registry
 from shared_kernel.domain.value_objects import (
     ArtifactReference,
@@ -105,7 +105,7 @@ class FileChangeRequest(Payload):
         return self
 
 
-class FileChangeRecord(Payload):
+class FileChangeRecord(Event):
     """A file a commit changed, with the sha256 of its new content unless deleted."""
 
     path: str
@@ -120,7 +120,7 @@ class MergePolicyTerms(Payload):
     required_checks: list[Identifier]
 
 
-class PolicyEvaluationRecord(Payload):
+class PolicyEvaluationRecord(Event):
     """Where a pull request stands against its merge policy."""
 
     minimum_reviewers: int
@@ -286,7 +286,7 @@ class MergePullRequest(Payload):
 # Events
 
 
-class _RepositoryEvent(Payload):
+class _RepositoryEvent(Event):
     repository_id: Identifier
     tenant_id: Identifier
     project_id: Identifier
@@ -337,7 +337,7 @@ class RepositoryArchived(_RepositoryEvent):
     archived_by: Identity
 
 
-class _BranchEvent(Payload):
+class _BranchEvent(Event):
     branch_id: Identifier
     repository_id: Identifier
     tenant_id: Identifier
@@ -370,7 +370,7 @@ class BranchDeleted(_BranchEvent):
     deleted_by: Identity
 
 
-class CommitCreated(Payload):
+class CommitCreated(Event):
     """A commit generated from an artifact was written to a branch."""
 
     commit_id: Identifier
@@ -391,7 +391,7 @@ class CommitCreated(Payload):
     created_at: AwareDatetime
 
 
-class _PullRequestEvent(Payload):
+class _PullRequestEvent(Event):
     pull_request_id: Identifier
     repository_id: Identifier
     tenant_id: Identifier

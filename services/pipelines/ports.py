@@ -1,15 +1,11 @@
-"""The ports of Pipelines: the pipeline definition renderer and the blob store.
+"""The ports of Pipelines: the pipeline definition renderer (blobs: ``shared_kernel.blobs``).
 
 Pipelines writes CI definitions for a CI provider it does not own (Azure
-Pipelines) and keeps build logs in storage it does not own either, so the
-handlers see only these types. A rendered definition is plain text with its
-stage names and its sha256, identical for an identical spec, so regenerating
-from the same spec is a no-op that a handler can recognise. Blobs are
-addressed by the sha256 of their content: writing the same bytes twice gives
-the same reference, and a reference names its content, not a location.
+Pipelines), so the handlers see only these types. A rendered definition is
+plain text with its stage names and its sha256, identical for an identical
+spec, so regenerating from the same spec is a no-op that a handler can
+recognise.
 """
-
-# Errors are named for what happened, like the domain's (BlobNotFound, not BlobNotFoundError).
 
 from __future__ import annotations
 
@@ -31,7 +27,6 @@ _IMAGE_REPOSITORY = re.compile(r"[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._
 _BRANCH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/*-]*")
 _PATH = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_./-]*")
 _DOTNET_VERSION = re.compile(r"\d+\.(?:\d+|x)(?:\.(?:\d+|x))?")
-_HEX_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class InvalidPipelineSpec(ValueError):
@@ -113,61 +108,3 @@ class PipelineRenderer(Protocol):
     """Turns a spec into the CI provider's definition; the same spec gives the same bytes."""
 
     def render(self, spec: PipelineSpec) -> RenderedPipeline: ...
-
-
-# --- blobs --------------------------------------------------------------------------
-
-
-BLOB_URI_PREFIX = "blob://sha256/"
-
-
-class BlobError(Exception):
-    """Base of every error a blob store raises on purpose."""
-
-
-class InvalidBlobUri(BlobError, ValueError):
-    """The URI is not a ``blob://sha256/<64 hex>`` reference."""
-
-
-class BlobNotFound(BlobError):
-    """No blob with that address is stored."""
-
-
-class BlobCorrupted(BlobError):
-    """The stored bytes no longer hash to their address."""
-
-
-def blob_uri(sha256: str) -> str:
-    if not _HEX_SHA256.fullmatch(sha256):
-        raise InvalidBlobUri(f"sha256 must be 64 lower-case hex digits, got {sha256!r}")
-    return f"{BLOB_URI_PREFIX}{sha256}"
-
-
-def sha256_of_uri(uri: str) -> str:
-    """The content address a ``blob://sha256/<hex>`` URI names."""
-    digest = uri.removeprefix(BLOB_URI_PREFIX)
-    if not uri.startswith(BLOB_URI_PREFIX) or not _HEX_SHA256.fullmatch(digest):
-        raise InvalidBlobUri(f"not a blob://sha256/<hex> reference: {uri!r}")
-    return digest
-
-
-@dataclass(frozen=True, slots=True)
-class BlobReference:
-    """Where a blob can be read back (``uri``, e.g. a BuildResult's logsUri) and what it holds."""
-
-    uri: str
-    sha256: str
-    size: int
-    content_type: str
-
-
-class BlobStore(Protocol):
-    """Content-addressed storage: the same bytes always get the same reference."""
-
-    async def put(self, data: bytes, content_type: str) -> BlobReference: ...
-
-    async def get(self, uri: str) -> bytes:
-        """The stored bytes, checked against their address (BlobCorrupted otherwise)."""
-        ...
-
-    async def exists(self, uri: str) -> bool: ...

@@ -8,6 +8,7 @@ from shared_kernel.domain.errors import (
     RuleViolation,
     StaleMessage,
 )
+from shared_kernel.domain.read_model import ReadModel
 from shared_kernel.domain.state_machine import StateMachine
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "DomainModel",
     "InvalidValue",
     "PrerequisiteMissing",
+    "ReadModel",
     "RecordedEvent",
     "RuleViolation",
     "StaleMessage",

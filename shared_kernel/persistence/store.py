@@ -80,6 +80,27 @@ class AggregateMapping:
         )
         return compile_statement(_with_events(saved.returning(literal_column("1")).cte("saved")))
 
+    @cached_property
+    def insert_only_statement(self) -> Compiled:
+        """The insert of an aggregate saved without events (a read model)."""
+        saved = self.table.insert().values({c: bindparam(c) for c in self._row_columns})
+        return compile_statement(saved.returning(literal_column("1")))
+
+    @cached_property
+    def update_only_statement(self) -> Compiled:
+        """The update of an aggregate saved without events (a read model)."""
+        table = self.table
+        saved = (
+            table.update()
+            .where(
+                table.c.tenant_id == bindparam("tenant_id"),
+                table.c.id == bindparam("id"),
+                table.c.version == bindparam("expected_version"),
+            )
+            .values({c: bindparam(c) for c in self._row_columns if c not in _IMMUTABLE})
+        )
+        return compile_statement(saved.returning(literal_column("1")))
+
     def select_statement(self, where: tuple[str, ...], *, limit: bool) -> Compiled:
         return _select_statement(self, where, limit)
 
@@ -189,15 +210,21 @@ class AggregateStore:
         ``aggregate.version`` is already the new version; the row is written
         only if the stored one is still ``expected_version``.
         """
-        if not events:
-            raise ValueError("an aggregate is saved with the events that changed it")
-        statement = mapping.insert_statement if expected_version == 0 else mapping.update_statement
-        values = {**mapping.row(aggregate), **_event_arrays(events), "expected_version": expected_version}
+        if events:
+            statement = mapping.insert_statement if expected_version == 0 else mapping.update_statement
+            values = {**mapping.row(aggregate), **_event_arrays(events)}
+            written = f"INSERT 0 {len(events)}"  # one outbox row per event, none if the save failed
+        elif expected_version == 0:
+            # A read model, or an aggregate created without an event: no outbox rows.
+            statement, values, written = mapping.insert_only_statement, mapping.row(aggregate), "INSERT 0 1"
+        else:
+            statement, values, written = mapping.update_only_statement, mapping.row(aggregate), "UPDATE 1"
+        values["expected_version"] = expected_version
         try:
             status = await self._connection.execute(statement.sql, *statement.args(values))
         except asyncpg.UniqueViolationError as error:
             raise self._rule_for(mapping, aggregate, error) from error
-        if status != f"INSERT 0 {len(events)}":
+        if status != written:
             raise ConcurrencyConflict(
                 f"{mapping.aggregate.aggregate_type} {aggregate.aggregate_id} changed since version "
                 f"{expected_version}"

@@ -45,6 +45,7 @@ class UnitOfWork:
         self._source = source
         self._tracked: dict[tuple[type[AggregateRoot], str], AggregateRoot] = {}
         self._new: set[tuple[type[AggregateRoot], str]] = set()
+        self._changed: set[tuple[type[AggregateRoot], str]] = set()
         self._outbox: list[OutboxMessage] = []
 
     # -- aggregates -------------------------------------------------------------------
@@ -72,6 +73,10 @@ class UnitOfWork:
         key = (type(aggregate), aggregate.aggregate_id)
         self._tracked[key] = aggregate
         self._new.add(key)
+
+    def changed(self, model: AggregateRoot) -> None:
+        """Save ``model`` at flush although it recorded no event (a read model that was updated)."""
+        self._changed.add((type(model), model.aggregate_id))
 
     def _track(self, aggregate: A) -> A:
         key = (type(aggregate), aggregate.aggregate_id)
@@ -125,7 +130,7 @@ class UnitOfWork:
         """Save changed aggregates and write their events to the outbox; events written."""
         written = 0
         for key, aggregate in self._tracked.items():
-            if not aggregate.has_pending_events:
+            if not (aggregate.has_pending_events or key in self._new or key in self._changed):
                 continue
             expected_version = 0 if key in self._new else aggregate.version
             aggregate.version = expected_version + 1

@@ -18,7 +18,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from services.pipelines.ports import (
+from shared_kernel.blobs.port import (
     BlobCorrupted,
     BlobNotFound,
     BlobReference,

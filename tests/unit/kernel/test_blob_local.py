@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from services.pipelines.adapters.blob_local import LocalBlobStore
-from services.pipelines.ports import BlobCorrupted, BlobNotFound, BlobReference, InvalidBlobUri
+from shared_kernel.blobs.local import LocalBlobStore
+from shared_kernel.blobs.port import BlobCorrupted, BlobNotFound, BlobReference, InvalidBlobUri
 
 pytestmark = pytest.mark.unit
 
