@@ -23,13 +23,14 @@ from faststream.rabbit import Channel, RabbitBroker
 from faststream.rabbit.message import RabbitMessage
 
 import contracts
-from contracts.registry import ContractRegistry, UnknownMessage
+from contracts.registry import INGRESS_EXCHANGE, ContractRegistry, UnknownMessage
 from shared_kernel.dead_letters.mover import DeadLetterMover
 from shared_kernel.domain import AggregateRoot
 from shared_kernel.durations import parse_duration
 from shared_kernel.logging import configure_logging, get_logger
 from shared_kernel.messaging.failures import FailureRouter, delivery_ids
 from shared_kernel.messaging.handlers import HandlerRegistry
+from shared_kernel.messaging.ingress import IngressAdapter
 from shared_kernel.messaging.processor import MessageProcessor, Outcome, ProcessorConfig
 from shared_kernel.messaging.publisher import ConfirmedPublisher
 from shared_kernel.messaging.relay import OutboxRelay
@@ -55,6 +56,8 @@ class ServiceDefinition:
     mappings: Mapping[type[AggregateRoot], AggregateMapping]
     migrations: Path
     build_handlers: Callable[[Any], HandlerRegistry]
+    # Adapters for facts that arrive in an upstream system's own shape (service hooks).
+    ingress: tuple[IngressAdapter, ...] = ()
 
 
 class ServiceRuntime:
@@ -67,7 +70,7 @@ class ServiceRuntime:
             service=settings.service_name,
             retry_delays=tuple(settings.retry_delays),
             delivery_limit=settings.delivery_limit,
-            bindings=bindings_for(self.handlers.subscriptions()),
+            bindings=bindings_for([*self.handlers.subscriptions(), *_ingress_bindings(definition)]),
         )
         graceful = parse_duration(settings.shutdown_timeout)
         self.broker = RabbitBroker(
@@ -99,6 +102,7 @@ class ServiceRuntime:
                 transient_attempts=settings.transient_attempts,
                 crash_at=settings.crash_at,
             ),
+            ingress=definition.ingress,
         )
         self.failures = FailureRouter(self.publisher, self.topology)
         self.relay = OutboxRelay(
@@ -231,6 +235,10 @@ class ServiceRuntime:
         await self.operator_database.close()
         await self.http.close()  # last: liveness answers while in-flight work drains
         log.info("service stopped")
+
+
+def _ingress_bindings(definition: ServiceDefinition) -> list[tuple[str, str]]:
+    return [(INGRESS_EXCHANGE, key) for adapter in definition.ingress for key in adapter.routing_keys]
 
 
 async def _undecoded(message: RabbitMessage) -> RabbitMessage:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import signal
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -42,6 +42,7 @@ from shared_kernel.envelope import Envelope, InvalidEnvelope, describe_validatio
 from shared_kernel.logging import bound, get_logger
 from shared_kernel.messaging.faults import is_transient
 from shared_kernel.messaging.handlers import Handler, HandlerRegistry, Message
+from shared_kernel.messaging.ingress import IngressAdapter
 from shared_kernel.persistence.database import Database
 from shared_kernel.persistence.inbox_outbox import record_in_inbox, set_inbox_outcome
 from shared_kernel.persistence.store import AggregateMapping
@@ -95,8 +96,11 @@ class MessageProcessor:
         contracts: ContractRegistry,
         mappings: Mapping[type[AggregateRoot], AggregateMapping],
         config: ProcessorConfig,
+        *,
+        ingress: Sequence[IngressAdapter] = (),
     ) -> None:
         self._database = database
+        self._ingress = tuple(ingress)
         self._handlers = handlers
         self._contracts = contracts
         self._mappings = mappings
@@ -106,12 +110,20 @@ class MessageProcessor:
 
     async def process(self, body: bytes) -> Disposition:
         try:
-            envelope = Envelope.from_json(body)
+            envelope = self._decode(body)
         except InvalidEnvelope as error:
             log.warning("invalid envelope", reason=str(error))
             return _dead("InvalidEnvelope", str(error))
         with bound(**envelope.log_context()):
             return await self._process(envelope)
+
+    def _decode(self, body: bytes) -> Envelope:
+        """The canonical envelope: from an ingress adapter that knows the body's shape, or as sent."""
+        for adapter in self._ingress:
+            envelope = adapter.decode(body)
+            if envelope is not None:
+                return envelope
+        return Envelope.from_json(body)
 
     async def _process(self, envelope: Envelope) -> Disposition:  # noqa: PLR0911 - one return per outcome
         try:

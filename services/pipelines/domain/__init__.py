@@ -1,18 +1,13 @@
 """The pure domain of Pipelines: definitions, runs, build results, named errors."""
 
-from services.pipelines.domain.build_result import (
-    ArtifactItem,
-    BuildResult,
-    BuildStatus,
-    TestSummary,
-    derive_build_status,
-)
+from services.pipelines.domain.build_result import BuildResult, BuildStatus, derive_build_status
 from services.pipelines.domain.definition import (
     DefinitionStatus,
     PipelineDefinition,
     PipelineStage,
     PipelineVariable,
 )
+from services.pipelines.domain.outcome import ArtifactItem, RunOutcome, TestSummary
 from services.pipelines.domain.run import (
     ItemStatus,
     JobReport,
@@ -50,6 +45,7 @@ __all__ = [
     "PipelineRun",
     "PipelineStage",
     "PipelineVariable",
+    "RunOutcome",
     "RunReason",
     "RunResult",
     "RunStatus",

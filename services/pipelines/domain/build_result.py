@@ -7,18 +7,17 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import Field
 from pydantic_core import to_jsonable_python
 
 from services.pipelines.domain.errors import (
     ArtifactsImmutable,
-    DuplicateArtifactName,
     DuplicateBuildResult,
     RunNotFinished,
 )
+from services.pipelines.domain.outcome import ArtifactItem, TestSummary
 from services.pipelines.domain.run import ItemStatus, JobResult, JobRun, PipelineRun
-from services.pipelines.domain.values import CoveragePercentage, ModuleType, Sha256
-from shared_kernel.domain import AggregateRoot, DomainModel
+from services.pipelines.domain.values import CoveragePercentage, FeedReference, ModuleType
+from shared_kernel.domain import AggregateRoot
 from shared_kernel.domain.aggregate import audit_fields
 from shared_kernel.domain.value_objects import (
     BlobReference,
@@ -45,27 +44,6 @@ def derive_build_status(jobs: Iterable[JobRun]) -> BuildStatus:
     return BuildStatus.SUCCEEDED
 
 
-class TestSummary(DomainModel):
-    """How many tests passed and failed."""
-
-    __test__ = False  # not a pytest test class
-    model_config = DomainModel.model_config | {"frozen": True}
-
-    passed: int = Field(ge=0)
-    failed: int = Field(ge=0)
-
-
-class ArtifactItem(DomainModel):
-    """An artifact the build produced, stored in a blob."""
-
-    model_config = DomainModel.model_config | {"frozen": True}
-
-    name: Identifier
-    uri: BlobReference
-    sha256: Sha256
-    size: int = Field(ge=0)
-
-
 class BuildResult(AggregateRoot):
     """The one build result of a pipeline run; its artifacts never change once recorded."""
 
@@ -74,6 +52,7 @@ class BuildResult(AggregateRoot):
 
     build_result_id: Identifier
     pipeline_run_id: Identifier
+    pipeline_id: Identifier
     project_id: Identifier
     module_id: Identifier
     module_type: ModuleType
@@ -84,10 +63,11 @@ class BuildResult(AggregateRoot):
     # ``version`` is the aggregate's concurrency token: the built version is ``build_version``
     # here and ``version`` in BuildCompleted.
     build_version: SemanticVersion
-    tests: TestSummary
-    coverage: CoveragePercentage
+    target_feed: FeedReference
+    tests: TestSummary | None
+    coverage: CoveragePercentage | None
     artifacts: tuple[ArtifactItem, ...]
-    logs_uri: BlobReference
+    logs_uri: BlobReference | None
     completed_at: datetime
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -103,29 +83,17 @@ class BuildResult(AggregateRoot):
 
     @classmethod
     def record_outcome(
-        cls,
-        *,
-        build_result_id: str,
-        run: PipelineRun,
-        version: str,
-        tests: TestSummary,
-        coverage: float,
-        artifacts: Sequence[ArtifactItem],
-        logs_uri: str,
-        at: datetime,
-        by: str,
+        cls, *, build_result_id: str, run: PipelineRun, target_feed: str, at: datetime, by: str
     ) -> BuildResult:
         """Record the outcome of the finished ``run``; the status comes from its jobs."""
-        if not run.is_finished:
+        outcome = run.outcome
+        if not run.is_finished or outcome is None:
             raise RunNotFinished(run.pipeline_run_id, run.status)
-        seen: set[str] = set()
-        for artifact in artifacts:
-            if artifact.name in seen:
-                raise DuplicateArtifactName(artifact.name)
-            seen.add(artifact.name)
+        artifacts = outcome.artifacts
         result = cls(
             build_result_id=build_result_id,
             pipeline_run_id=run.pipeline_run_id,
+            pipeline_id=run.pipeline_id,
             tenant_id=run.tenant_id,
             project_id=run.project_id,
             module_id=run.module_id,
@@ -134,11 +102,12 @@ class BuildResult(AggregateRoot):
             commit_sha=run.commit_sha,
             branch=run.branch,
             status=derive_build_status(run.jobs),
-            build_version=version,
-            tests=tests,
-            coverage=coverage,
+            build_version=outcome.version,
+            target_feed=target_feed,
+            tests=outcome.tests,
+            coverage=outcome.coverage,
             artifacts=tuple(artifacts),
-            logs_uri=logs_uri,
+            logs_uri=outcome.logs_uri,
             completed_at=at,
             **audit_fields(at=at, by=by),
         )
@@ -148,6 +117,7 @@ class BuildResult(AggregateRoot):
                 {
                     "buildResultId": result.build_result_id,
                     "pipelineRunId": result.pipeline_run_id,
+                    "pipelineId": result.pipeline_id,
                     "tenantId": result.tenant_id,
                     "projectId": result.project_id,
                     "moduleId": result.module_id,
@@ -157,9 +127,10 @@ class BuildResult(AggregateRoot):
                     "branch": result.branch,
                     "status": result.status,
                     "version": result.build_version,
+                    "targetFeed": result.target_feed,
                     "artifacts": [artifact.wire() for artifact in result.artifacts],
-                    "testsPassed": result.tests.passed,
-                    "testsFailed": result.tests.failed,
+                    "testsPassed": result.tests.passed if result.tests else None,
+                    "testsFailed": result.tests.failed if result.tests else None,
                     "coverage": result.coverage,
                     "logsUri": result.logs_uri,
                     "completedAt": at,

@@ -2,8 +2,12 @@
 
 Progress reports are last-writer-wins per job (by report time), and a stage's
 state is derived from its jobs, so duplicate and out-of-order reports end in
-the state in-order delivery gives. The completion is the final word: it
-replaces the jobs it names, and every later report is stale.
+the state in-order delivery gives. The completion settles the run's status
+and replaces the jobs it names; a job report that arrives after it still
+fills in a job it did not name (the provider's hooks are not ordered), while
+an older report of a job is stale. The outcome the completion carries waits
+on the run until every job has completed (or the run was canceled), and the
+build result is then recorded from it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pydantic_core import to_jsonable_python
 
 from services.pipelines.domain.definition import PipelineDefinition
 from services.pipelines.domain.errors import (
+    DuplicateArtifactName,
     DuplicateJobReport,
     FinishedBeforeStarted,
     IllegalRunTransition,
@@ -27,6 +32,7 @@ from services.pipelines.domain.errors import (
     RunAlreadyFinished,
     UnknownJob,
 )
+from services.pipelines.domain.outcome import RunOutcome
 from services.pipelines.domain.values import ModuleType, RunReason
 from shared_kernel.domain import AggregateRoot, DomainModel, StateMachine
 from shared_kernel.domain.aggregate import audit_fields
@@ -63,6 +69,9 @@ class ItemStatus(StrEnum):
     PENDING = "Pending"
     IN_PROGRESS = "InProgress"
     COMPLETED = "Completed"
+
+
+_PROGRESS = (ItemStatus.PENDING, ItemStatus.IN_PROGRESS, ItemStatus.COMPLETED)
 
 
 class JobResult(StrEnum):
@@ -149,6 +158,7 @@ class PipelineRun(AggregateRoot):
     started_at: datetime
     finished_at: datetime | None = None
     stage_runs: list[StageRun]
+    outcome: RunOutcome | None = None
 
     @model_validator(mode="after")
     def _finished_only_when_terminal(self) -> Self:
@@ -205,20 +215,39 @@ class PipelineRun(AggregateRoot):
     def jobs(self) -> list[JobRun]:
         return [job for stage in self.stage_runs for job in stage.jobs]
 
+    @property
+    def awaits_build_result(self) -> bool:
+        """Finished with its outcome reported, and every job settled (or the run canceled)."""
+        if not self.is_finished or self.outcome is None:
+            return False
+        settled = all(job.status is ItemStatus.COMPLETED for job in self.jobs)
+        return settled or self.status is RunStatus.CANCELED
+
     def record_progress(self, reports: Sequence[JobReport], *, at: datetime, by: str) -> None:
-        """Apply the job states reported at ``at``; a job keeps a more recent report it has."""
-        if self.is_finished:
-            raise RunAlreadyFinished(self.pipeline_run_id, self.status)
+        """Apply the job states reported at ``at``; a job keeps a more recent report it has.
+
+        After the completion, a report still fills in the jobs it is the newest
+        report of; the run's status no longer changes.
+        """
         self._ensure_known(reports)
         fresh = [report for report in reports if self._is_newer(report, at)]
         if not fresh:
             raise OutdatedProgressReport(self.pipeline_run_id, at)
         self.stage_runs = self._with(fresh, at)
-        self._advance(RunStatus.IN_PROGRESS)
+        if not self.is_finished:
+            self._advance(RunStatus.IN_PROGRESS)
         self._record("PipelineRunProgressed", {"reportedAt": at, "reportedBy": by}, at=at, by=by)
 
-    def complete(self, result: RunResult, *, jobs: Sequence[JobReport] = (), at: datetime, by: str) -> None:
-        """Finish the run with the CI provider's ``result`` and the final states of ``jobs``.
+    def complete(
+        self,
+        result: RunResult,
+        *,
+        jobs: Sequence[JobReport] = (),
+        outcome: RunOutcome,
+        at: datetime,
+        by: str,
+    ) -> None:
+        """Finish the run with the CI provider's ``result``, the final states of ``jobs`` and its ``outcome``.
 
         A run still Started passes through the implied InProgress.
         """
@@ -229,10 +258,14 @@ class PipelineRun(AggregateRoot):
             raise FinishedBeforeStarted(self.pipeline_run_id, self.started_at, at)
         self._ensure_known(jobs)
         self._ensure_can_reach(status)
+        names = [artifact.name for artifact in outcome.artifacts]
+        for name in names:
+            if names.count(name) > 1:
+                raise DuplicateArtifactName(name)
         self.stage_runs = self._with(jobs, at)
         # The terminal status and finishedAt change together; assigned one at a
         # time, the model validator would see a half-done transition.
-        self.__dict__.update(status=status, finished_at=at)
+        self.__dict__.update(status=status, finished_at=at, outcome=outcome)
         self._record(
             "PipelineRunCompleted",
             {"startedAt": self.started_at, "finishedAt": at, "completedBy": by},
@@ -258,8 +291,11 @@ class PipelineRun(AggregateRoot):
         raise UnknownJob(self.pipeline_run_id, report.stage, report.job)
 
     def _is_newer(self, report: JobReport, at: datetime) -> bool:
-        reported_at = self._job(report).reported_at
-        return reported_at is None or at > reported_at
+        job = self._job(report)
+        if job.reported_at is None or at > job.reported_at:
+            return True
+        # Two reports of one instant: the further state wins, whichever came first.
+        return at == job.reported_at and _PROGRESS.index(report.status) > _PROGRESS.index(job.status)
 
     def _with(self, reports: Sequence[JobReport], at: datetime) -> list[StageRun]:
         by_key = {(report.stage, report.job): report for report in reports}
