@@ -10,6 +10,7 @@ settings (role passwords, database URLs, fault injection) are per service only.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any, ClassVar, Literal, Self
 from urllib.parse import quote
 
@@ -44,6 +45,7 @@ FLEET_WIDE = frozenset(
         "health_host",
         "health_port",
         "health_timeout",
+        "blob_root",
     }
 )
 
@@ -93,6 +95,8 @@ class ServiceSettings(BaseSettings):
     health_port: int = Field(default=8080, ge=0, le=65535)
     # How long /readyz waits for the database's SELECT 1, and /metrics for its outbox figures.
     health_timeout: str = "2s"
+    # The local blob store (build logs, artifacts): shared by the services that use it.
+    blob_root: Path = Path("var/blobs")
     # Fault injection for the crash tests: SIGKILL the process at this point.
     crash_at: Literal["", "before_commit", "after_commit"] = ""
 

@@ -97,11 +97,15 @@ def _absent(spec: PipelineSpec, *fields: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class RenderedPipeline:
-    """A CI definition as text, with the stage names it declares and the sha256 of its UTF-8 bytes."""
+    """A CI definition as text, the stages (with their jobs) it declares, the sha256 of its UTF-8 bytes."""
 
     content: str
-    stage_names: tuple[str, ...]
+    stages: tuple[tuple[str, tuple[str, ...]], ...]
     sha256: str
+
+    @property
+    def stage_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.stages)
 
 
 class PipelineRenderer(Protocol):

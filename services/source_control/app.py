@@ -14,7 +14,7 @@ from shared_kernel.service import ServiceDefinition
 
 def build_handlers(settings: SourceControlSettings) -> HandlerRegistry:
     git = LocalGitProvider(settings.git_root)
-    return SourceControlHandlers(git, settings.bypass_identities).registry()
+    return SourceControlHandlers(git, settings.bypass_identities, settings.build_check_name).registry()
 
 
 DEFINITION = ServiceDefinition(

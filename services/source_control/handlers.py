@@ -14,12 +14,18 @@ import hashlib
 from collections.abc import Sequence
 
 import contracts
+from contracts import pipelines as pipelines_events
 from contracts import source_control as c
 from services.source_control.domain import errors
 from services.source_control.domain.branch import Branch, BranchStatus
 from services.source_control.domain.commit import Commit, FileChange
-from services.source_control.domain.policy import BranchPolicy, BranchPolicyBinding
-from services.source_control.domain.pull_request import PullRequest
+from services.source_control.domain.policy import (
+    BranchPolicy,
+    BranchPolicyBinding,
+    PolicySettings,
+    PolicyType,
+)
+from services.source_control.domain.pull_request import CheckStatus, PullRequest, PullRequestStatus
 from services.source_control.domain.repository import Repository, RepositoryName, WebhookRegistration
 from services.source_control.ports import BranchExists as GitBranchExists
 from services.source_control.ports import (
@@ -31,10 +37,13 @@ from services.source_control.ports import (
 )
 from services.source_control.ports import MergeConflict as GitMergeConflict
 from services.source_control.ports import NothingToMerge as GitNothingToMerge
-from shared_kernel.domain import InvalidValue
+from shared_kernel.domain import InvalidValue, StaleMessage
 from shared_kernel.ids import deterministic_id
+from shared_kernel.logging import get_logger
 from shared_kernel.messaging.handlers import HandlerRegistry, Message
 from shared_kernel.persistence.unit_of_work import UnitOfWork
+
+log = get_logger(__name__)
 
 
 def identity(actor: str) -> CommitIdentity:
@@ -89,9 +98,12 @@ def _file_changes(writes: Sequence[FileWrite]) -> list[FileChange]:
 
 
 class SourceControlHandlers:
-    def __init__(self, git: GitProvider, bypass_identities: Sequence[str]) -> None:
+    def __init__(
+        self, git: GitProvider, bypass_identities: Sequence[str], build_check: str = "build"
+    ) -> None:
         self._git = git
         self._bypass = list(bypass_identities)
+        self._build_check = build_check
 
     def registry(self) -> HandlerRegistry:
         registry = HandlerRegistry(contracts.registry)
@@ -109,6 +121,8 @@ class SourceControlHandlers:
         registry.add(c.AddPullRequestComment, self.add_comment)
         registry.add(c.AbandonPullRequest, self.abandon_pull_request)
         registry.add(c.MergePullRequest, self.merge_pull_request)
+        registry.add(pipelines_events.PipelineGenerated, self.on_pipeline_generated)
+        registry.add(pipelines_events.BuildCompleted, self.on_build_completed)
         return registry
 
     # -- repositories -----------------------------------------------------------------
@@ -422,3 +436,45 @@ class SourceControlHandlers:
             at=envelope.occurred_at,
             by=command.merged_by,
         )
+
+    # -- what Pipelines tells ---------------------------------------------------------
+
+    async def on_pipeline_generated(self, message: Message[pipelines_events.PipelineGenerated]) -> None:
+        """Bind build validation to the default branch: merges into it now need a passed build."""
+        event, uow = message.payload, message.uow
+        repository = await _repository(uow, event.repository_id)
+        branch = await _active_branch(uow, event.repository_id, repository.default_branch)
+        if branch is None:
+            raise errors.BranchNotFoundYet(event.repository_id, repository.default_branch)
+        binding = BranchPolicyBinding(
+            # One binding per module: a regenerated definition replaces its predecessor's.
+            binding_id=deterministic_id("policy", event.repository_id, "build-validation", event.module_id),
+            policy_type=PolicyType.BUILD_VALIDATION,
+            settings=PolicySettings(pipeline_id=event.pipeline_id, check_name=self._build_check),
+            bypass_identities=repository.default_branch_policy.bypass_identities,
+        )
+        branch.bind_policy(binding, at=event.generated_at, by=event.generated_by)
+
+    async def on_build_completed(self, message: Message[pipelines_events.BuildCompleted]) -> None:
+        """A build of a pull request's source branch becomes the pull request's build check."""
+        event, uow = message.payload, message.uow
+        pull_requests = await uow.find_all(
+            PullRequest,
+            repository_id=event.repository_id,
+            source_branch=event.branch,
+            status=PullRequestStatus.OPEN,
+        )
+        status = CheckStatus.SUCCEEDED if event.status == "Succeeded" else CheckStatus.FAILED
+        for pull_request in pull_requests:
+            try:
+                pull_request.record_check(
+                    name=self._build_check,
+                    status=status,
+                    commit_sha=event.commit_sha,
+                    build_result_id=event.build_result_id,
+                    at=event.completed_at,
+                    by=message.envelope.source,
+                )
+            except StaleMessage as stale:
+                # A newer build of this branch is already the check: this one changes nothing here.
+                log.info("build check unchanged", pull_request=pull_request.aggregate_id, reason=str(stale))

@@ -18,3 +18,5 @@ class SourceControlSettings(ServiceSettings):
     # Identities allowed to push to protected branches without a pull request
     # (the platform's own services), added to every new branch policy.
     bypass_identities: list[str] = ["svc-pipelines", "svc-release"]
+    # The pull-request check a build of the source branch reports as (build validation requires it).
+    build_check_name: str = "build"

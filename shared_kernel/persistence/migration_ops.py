@@ -149,3 +149,66 @@ def key_outbox_by_id() -> None:
     op.execute("DROP INDEX ix_outbox_id")
     op.execute("ALTER TABLE outbox DROP CONSTRAINT pk_outbox")
     op.execute("ALTER TABLE outbox ADD CONSTRAINT outbox_pkey PRIMARY KEY (id)")
+
+
+# -- the first revision of a service ---------------------------------------------------
+# A new service's first revision creates the foundation in its current shape
+# with these; a later change to the foundation is a new operation here and a
+# new revision in every service, never an edit of these.
+
+
+def create_aggregate_table(name: str, *extra: Any) -> None:
+    """An aggregate (or read model) table as shared_kernel.persistence.tables.aggregate_table makes it."""
+    op.create_table(
+        name,
+        sa.Column("tenant_id", sa.Text(), nullable=False),
+        sa.Column("id", sa.Text(), nullable=False),
+        sa.Column("project_id", sa.Text(), nullable=True),
+        *extra,
+        sa.Column("state", JSONB(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_by", sa.Text(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_by", sa.Text(), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name=f"pk_{name}"),
+    )
+
+
+def create_messaging_tables() -> None:
+    """The inbox and the outbox, keyed by tenant first (as Source Control's are after 0004)."""
+    op.create_table(
+        INBOX,
+        sa.Column("tenant_id", sa.Text(), nullable=False),
+        sa.Column("event_id", sa.Text(), nullable=False),
+        sa.Column("event_type", sa.Text(), nullable=False),
+        sa.Column("outcome", sa.Text(), nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.PrimaryKeyConstraint("tenant_id", "event_id", name="pk_inbox"),
+    )
+    op.create_table(
+        OUTBOX,
+        sa.Column("id", sa.BigInteger(), sa.Identity(always=False), nullable=False),
+        sa.Column("tenant_id", sa.Text(), nullable=False),
+        sa.Column("exchange", sa.Text(), nullable=False),
+        sa.Column("routing_key", sa.Text(), nullable=False),
+        sa.Column("message_id", sa.Text(), nullable=False),
+        sa.Column("properties", JSONB(), nullable=False),
+        sa.Column("body", sa.LargeBinary(), nullable=False),
+        sa.Column("due_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
+        sa.PrimaryKeyConstraint("tenant_id", "id", name="pk_outbox"),
+    )
+    op.create_index("ix_outbox_id", OUTBOX, ["id"])
+    op.create_index("ix_outbox_due_at", OUTBOX, ["due_at"])
+
+
+def create_service_schema(aggregate_tables: Iterable[str]) -> None:
+    """Messaging tables and the dead-letter store beside the aggregate tables already created;
+    every tenant-owned table isolated by row-level security, and each role granted its part."""
+    tables = tuple(aggregate_tables)
+    create_messaging_tables()
+    for table in (*tables, INBOX, OUTBOX):
+        isolate_tenants(table)
+    grant_service_access(tables)
+    create_dead_letter_store()

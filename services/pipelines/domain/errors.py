@@ -123,3 +123,36 @@ class DuplicateArtifactName(RuleViolation):
 class ArtifactsImmutable(RuleViolation):
     def __init__(self, build_result_id: str) -> None:
         super().__init__(f"the artifacts of build result {build_result_id} are recorded and cannot change")
+
+
+# What the handlers find missing or already done
+
+
+class PipelineAlreadyGenerated(StaleMessage):
+    def __init__(self, pipeline_id: str) -> None:
+        super().__init__(f"pipeline definition {pipeline_id} is already generated")
+
+
+class PipelineNotRenderable(RuleViolation):
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"the pipeline definition cannot be rendered: {reason}")
+
+
+class RepositoryNotKnownYet(PrerequisiteMissing):
+    def __init__(self, repository_id: str) -> None:
+        super().__init__(f"repository {repository_id} has not been announced by Source Control (yet)")
+
+
+class RunAlreadyStarted(StaleMessage):
+    def __init__(self, pipeline_run_id: str) -> None:
+        super().__init__(f"pipeline run {pipeline_run_id} has already started")
+
+
+class RunNotStartedYet(PrerequisiteMissing):
+    def __init__(self, pipeline_run_id: str) -> None:
+        super().__init__(f"pipeline run {pipeline_run_id} has not started (yet); the report waits for it")
+
+
+class BranchHeadUnknown(PrerequisiteMissing):
+    def __init__(self, repository_id: str, branch: str) -> None:
+        super().__init__(f"no commit of branch {branch!r} of repository {repository_id} is known (yet)")
