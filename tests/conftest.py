@@ -9,10 +9,14 @@ from pathlib import Path
 import aio_pika
 import pytest
 
+from services.pipelines.app import DEFINITION as PIPELINES
+from services.pipelines.settings import PipelinesSettings
 from services.source_control.app import DEFINITION as SOURCE_CONTROL
 from services.source_control.settings import SourceControlSettings
 from shared_kernel.logging import configure_logging
+from shared_kernel.messaging.topology import declare_fleet
 from shared_kernel.service import ServiceRuntime
+from shared_kernel.settings import ServiceSettings
 from tests.support.bus import Bus
 from tests.support.fleet import recreate_database, start_in_process
 from tests.support.infrastructure import Infrastructure, infrastructure
@@ -44,6 +48,7 @@ def fleet_environment(
         **infra.environment(),
         **TEST_TUNING,
         "SOURCE_CONTROL_GIT_ROOT": str(tmp_path_factory.mktemp("git")),
+        "DEVOPS_BLOB_ROOT": str(tmp_path_factory.mktemp("blobs")),
     }
     saved = {key: os.environ.get(key) for key in environment}
     os.environ.update(environment)
@@ -64,20 +69,22 @@ async def source_control_database(fleet_environment: dict[str, str]) -> SourceCo
 
 
 @pytest.fixture(scope="session")
-async def amqp(infra: Infrastructure) -> AsyncIterator[aio_pika.abc.AbstractRobustConnection]:
+async def amqp(
+    infra: Infrastructure, fleet_environment: dict[str, str]
+) -> AsyncIterator[aio_pika.abc.AbstractRobustConnection]:
     connection = await aio_pika.connect_robust(infra.amqp_url)
+    # The exchanges a test's capture binds to exist before any service has started.
+    await declare_fleet(connection, history_retention=SourceControlSettings().history_retention)
     yield connection
     await connection.close()
 
 
-@pytest.fixture
-async def source_control_queues(
-    amqp: aio_pika.abc.AbstractRobustConnection, source_control_database: SourceControlSettings
-) -> SourceControlSettings:
-    """Empty Source Control's queues so a test sees only its own messages."""
+async def _purge_queues(amqp: aio_pika.abc.AbstractRobustConnection, settings: ServiceSettings) -> None:
+    """Empty a service's queues so a test sees only its own messages."""
     channel = await amqp.channel()
-    queues = ["source_control.inbox", "source_control.dlq", "devops.unroutable"]
-    queues += [f"source_control.retry.{delay}" for delay in source_control_database.retry_delays]
+    service = settings.service_name
+    queues = [f"{service}.inbox", f"{service}.dlq", "devops.unroutable"]
+    queues += [f"{service}.retry.{delay}" for delay in settings.retry_delays]
     for name in queues:
         try:
             queue = await channel.declare_queue(name, passive=True)
@@ -85,7 +92,29 @@ async def source_control_queues(
         except aio_pika.exceptions.ChannelClosed:
             channel = await amqp.channel()  # not declared yet: nothing to purge
     await channel.close()
+
+
+@pytest.fixture
+async def source_control_queues(
+    amqp: aio_pika.abc.AbstractRobustConnection, source_control_database: SourceControlSettings
+) -> SourceControlSettings:
+    await _purge_queues(amqp, source_control_database)
     return source_control_database
+
+
+@pytest.fixture(scope="session")
+async def pipelines_database(fleet_environment: dict[str, str]) -> PipelinesSettings:
+    settings = PipelinesSettings()
+    await recreate_database(settings, PIPELINES)
+    return settings
+
+
+@pytest.fixture
+async def pipelines_queues(
+    amqp: aio_pika.abc.AbstractRobustConnection, pipelines_database: PipelinesSettings
+) -> PipelinesSettings:
+    await _purge_queues(amqp, pipelines_database)
+    return pipelines_database
 
 
 @pytest.fixture
@@ -101,6 +130,14 @@ async def source_control(
 ) -> AsyncIterator[ServiceRuntime]:
     """Source Control running in this process, on the shared test database."""
     runtime = await start_in_process(SOURCE_CONTROL, SourceControlSettings())
+    yield runtime
+    await runtime.stop()
+
+
+@pytest.fixture
+async def pipelines(pipelines_queues: PipelinesSettings, bus: Bus) -> AsyncIterator[ServiceRuntime]:
+    """Pipelines running in this process, on the shared test database."""
+    runtime = await start_in_process(PIPELINES, PipelinesSettings())
     yield runtime
     await runtime.stop()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import aio_pika
@@ -107,6 +108,7 @@ class Bus:
         correlation_id: str | None = None,
         event_id: str | None = None,
         version: int = 1,
+        occurred_at: datetime | None = None,
     ) -> Envelope:
         contract = contracts.registry.get(type(payload).__name__, version)
         return Envelope.new(
@@ -119,6 +121,7 @@ class Bus:
             project_id=project_id,
             correlation_id=correlation_id,
             event_id=event_id,
+            occurred_at=occurred_at,
         )
 
     async def send(self, envelope: Envelope) -> Envelope:
@@ -167,3 +170,20 @@ class Bus:
         queue = await self.channel.declare_queue(name, passive=True)
         result = await queue.declare()
         return int(result.message_count or 0)
+
+    async def settled(self, *services: str, timeout: float = 30.0) -> None:
+        """Wait until the services' inbox and retry queues stay empty for a moment.
+
+        A quorum queue counts ready messages, not those a consumer holds, so
+        the queues must read empty several times in a row (a held message is
+        acknowledged, or returned, within that time).
+        """
+        names = [f"{service}.{queue}" for service in services for queue in ("inbox", "retry.1s", "retry.2s")]
+        deadline = asyncio.get_running_loop().time() + timeout
+        quiet = 0
+        while quiet < 5:
+            depths = [await self.queue_depth(name) for name in names]
+            quiet = quiet + 1 if not any(depths) else 0
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"queues did not settle: {dict(zip(names, depths, strict=True))}")
+            await asyncio.sleep(0.1)

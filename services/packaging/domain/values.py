@@ -70,9 +70,9 @@ class VersionRange(ValueString):
     def check(cls, value: str) -> None:
         super().check(value)
         match = _RANGE.fullmatch(value)
-        if match and match["minimum"] is None and match["exact"] is None:
-            if match["lower"] is None and match["upper"] is None:
-                raise InvalidValue(f"VersionRange {value!r} bounds nothing: give a lower or an upper bound")
+        bounds = ("minimum", "exact", "lower", "upper")
+        if match and all(match[bound] is None for bound in bounds):
+            raise InvalidValue(f"VersionRange {value!r} bounds nothing: give a lower or an upper bound")
 
 
 class FeedReference(ValueString):
@@ -120,9 +120,7 @@ class RepositoryName(ValueString):
     ``_tags`` and ``_manifests`` beside them.
     """
 
-    pattern = re.compile(
-        r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*"
-    )
+    pattern = re.compile(r"[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*")
     description = "lower-case components of letters, digits and separators . _ __ -, joined by '/'"
     max_length = 255
 

@@ -64,21 +64,21 @@ _TAG_OF_PARAMETER = {
     RUN_PARAMETER: "pipelineRunId",
 }
 
-# Azure writes its enums in camelCase; they are matched case-insensitively.
+# Azure writes its enums in camelCase; they are matched without regard to case.
 _BUILD_RESULTS = {
     "succeeded": "Succeeded",
     # Azure shows a partially succeeded build as "succeeded with issues": every
     # step ran and the outputs were published, only some steps were allowed to
     # fail (continueOnError). The run did produce its version, so it succeeded.
-    "partiallysucceeded": "Succeeded",
+    "partiallySucceeded": "Succeeded",
     "failed": "Failed",
     "canceled": "Canceled",
 }
 _RUN_RESULTS = {"succeeded": "Succeeded", "failed": "Failed", "canceled": "Canceled"}
-_JOB_STATES = {"waiting": "Pending", "inprogress": "InProgress", "completed": "Completed"}
+_JOB_STATES = {"waiting": "Pending", "inProgress": "InProgress", "completed": "Completed"}
 _JOB_RESULTS = {
     "succeeded": "Succeeded",
-    "succeededwithissues": "SucceededWithIssues",
+    "succeededWithIssues": "SucceededWithIssues",
     "failed": "Failed",
     "canceled": "Canceled",
     "skipped": "Skipped",
@@ -242,8 +242,11 @@ def _identity(holder: Mapping[str, Any], where: str) -> RunIdentity:
     missing: list[str] = []
     for parameter, tag in _TAG_OF_PARAMETER.items():
         given = (parameters or {}).get(parameter)
-        if given is not None and (not isinstance(given, str) or not given.strip()):
-            raise InvalidIngressMessage(f"{where}.templateParameters.{parameter} is not a non-blank string")
+        if given is not None and not isinstance(given, str):
+            raise InvalidIngressMessage(f"{where}.templateParameters.{parameter} is not a string")
+        if given is not None and not given.strip():
+            # The declared default: a run Azure started by itself (a CI trigger).
+            given = None
         tagged = tags.get(tag)
         if given is not None and tagged is not None and given.strip() != tagged:
             raise InvalidIngressMessage(
@@ -315,9 +318,10 @@ def _text(holder: Mapping[str, Any], key: str, where: str) -> str:
 
 def _mapped(holder: Mapping[str, Any], key: str, mapping: Mapping[str, str], where: str) -> str:
     value = _text(holder, key, where)
-    mapped = mapping.get(value.casefold())
+    folded = value.casefold()
+    mapped = next((fleet for azure, fleet in mapping.items() if azure.casefold() == folded), None)
     if mapped is None:
-        raise InvalidIngressMessage(f"{where} {value!r} is not one of {', '.join(sorted(set(mapping)))}")
+        raise InvalidIngressMessage(f"{where} {value!r} is not one of {', '.join(mapping)}")
     return mapped
 
 

@@ -262,7 +262,8 @@ class PipelineRun(AggregateRoot):
         for name in names:
             if names.count(name) > 1:
                 raise DuplicateArtifactName(name)
-        self.stage_runs = self._with(jobs, at)
+        # A job report newer than the completion (hooks are not ordered) keeps its word.
+        self.stage_runs = self._with([report for report in jobs if self._is_newer(report, at)], at)
         # The terminal status and finishedAt change together; assigned one at a
         # time, the model validator would see a half-done transition.
         self.__dict__.update(status=status, finished_at=at, outcome=outcome)

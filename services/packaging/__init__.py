@@ -1,0 +1,1 @@
+"""Packaging: NuGet package publications and container images built from successful builds."""

@@ -1,0 +1,1 @@
+"""Adapters behind the Packaging ports: a NuGet feed and an OCI registry on local disk."""
