@@ -54,9 +54,8 @@ class PipelineSpec:
     container_registry: str | None = None
     image_repository: str | None = None
     dockerfile_path: str = "Dockerfile"
+    # major.minor: the build number <prefix>.<run> is then the built version (a semantic version).
     version_prefix: str = "1.0"
-    # Branches besides the default branch whose commits start a CI run (patterns allowed).
-    ci_branches: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.module_type not in MODULE_TYPES:
@@ -66,12 +65,10 @@ class PipelineSpec:
         _require(_NAME, self.module_id, "module_id")
         _require(_NAME, self.repository_name, "repository_name")
         _require(_BRANCH, self.default_branch, "default_branch")
-        for branch in self.ci_branches:
-            _require(_BRANCH, branch, "ci_branches item")
         _require(_TEMPLATE_VERSION, self.template_version, "template_version (a pinned semantic version)")
         _require(_PATH, self.solution_path, "solution_path")
         _require(_DOTNET_VERSION, self.dotnet_version, "dotnet_version")
-        _require(re.compile(r"\d+(?:\.\d+){0,2}"), self.version_prefix, "version_prefix")
+        _require(re.compile(r"\d+\.\d+"), self.version_prefix, "version_prefix (major.minor)")
         if any(".." in path.split("/") for path in (self.solution_path, self.dockerfile_path)):
             raise InvalidPipelineSpec("solution_path and dockerfile_path must stay inside the repository")
         if self.module_type == "library":

@@ -27,7 +27,8 @@ class PipelinesSettings(ServiceSettings):
     registry_service_connection: str = "acr-connection"
     # The platform's own identity, allowed to push to protected branches (Source Control's bypass list).
     identity: str = Field(default="svc-pipelines", min_length=1)
-    version_prefix: str = "1.0"
+    # major.minor: build numbers <prefix>.<n> are the built semantic versions.
+    version_prefix: str = Field(default="1.0", pattern=r"^\d+\.\d+$")
 
     @model_validator(mode="after")
     def _pinned_version_is_known(self) -> Self:

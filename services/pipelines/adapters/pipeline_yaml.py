@@ -6,6 +6,12 @@ pushes its container image. Both pin the organisation's template repository
 to a tag and take their shared set-up steps from it; everything else uses
 built-in tasks only, so the definition validates against Microsoft's schema.
 
+The definition triggers nothing by itself (``trigger: none``, ``pr: none``):
+Pipelines decides which commits run (PipelineRunStarted) and the run is queued
+with the template parameters ``devopsTenantId``, ``devopsProjectId`` and
+``devopsPipelineRunId`` declared here, which the CI provider's service hooks
+carry back so each report finds its run (see docs/azure-devops-hooks.md).
+
 The YAML is written by a small emitter rather than a YAML library: PyYAML is
 not a runtime dependency, and an emitter that knows only mappings, lists and
 scalars gives the same bytes for the same spec on every platform. Strings that
@@ -27,6 +33,13 @@ TEMPLATES_ALIAS = "templates"
 # Step templates the template repository provides at every tagged version.
 SETUP_TEMPLATE = f"steps/dotnet-setup.yaml@{TEMPLATES_ALIAS}"
 VM_IMAGE = "ubuntu-latest"
+
+# Template parameters a run is queued with; the service hooks carry them back.
+RUN_PARAMETERS = (
+    ("devopsTenantId", "Tenant (set by the platform)"),
+    ("devopsProjectId", "Project (set by the platform)"),
+    ("devopsPipelineRunId", "Pipeline run (set by the platform)"),
+)
 
 LIBRARY_STAGES = ("Build", "Test", "Pack", "Push")
 SERVICE_STAGES = ("Build", "Test", "ContainerImage")
@@ -52,11 +65,12 @@ def pipeline_definition(spec: PipelineSpec) -> RenderedPipeline:
     )
     document: dict[str, Node] = {
         "name": "$(versionPrefix).$(Rev:r)",
-        "trigger": {
-            "batch": True,
-            "branches": {"include": [spec.default_branch, *spec.ci_branches]},
-        },
-        "pr": {"autoCancel": True, "branches": {"include": [spec.default_branch]}},
+        "parameters": [
+            {"name": name, "displayName": display, "type": "string", "default": ""}
+            for name, display in RUN_PARAMETERS
+        ],
+        "trigger": "none",
+        "pr": "none",
         "resources": {
             "repositories": [
                 {
