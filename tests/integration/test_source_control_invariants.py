@@ -22,13 +22,13 @@ from dulwich.repo import Repo
 
 from contracts import source_control as c
 from contracts.base import Payload
-from contracts.registry import AUDIT_EXCHANGE, EVENTS_EXCHANGE
 from services.source_control.handlers import default_branch_id
 from services.source_control.settings import SourceControlSettings
 from shared_kernel.envelope import Envelope
 from shared_kernel.service import ServiceRuntime
 from tests.support.bus import Bus, Captured
 from tests.support.dead_letters import stored_dead_letters
+from tests.support.refusals import inbox_outcome, refuse
 from tests.support.scenario import Scenario, unique
 
 pytestmark = pytest.mark.integration
@@ -75,69 +75,6 @@ class Watch:
         seen = {f"{t}/{i}": await scenario.state_of(t, i) for t, i in [*self.rows, *self.absent]}
         seen |= {f"refs/heads/{b}": git_head(scenario, self.repository_id, b) for b in self.heads}
         return seen
-
-
-async def inbox_outcome(scenario: Scenario, command: Envelope, *, within: float = 10.0) -> str | None:
-    """The outcome in the command's inbox row once committed (None if none ``within`` seconds)."""
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        rows = await scenario.rows(
-            "SELECT outcome FROM inbox WHERE tenant_id = $1 AND event_id = $2",
-            scenario.tenant_id,
-            command.event_id,
-        )
-        if rows:
-            return str(rows[0]["outcome"])
-        if asyncio.get_running_loop().time() >= deadline:
-            return None
-        await asyncio.sleep(0.1)
-
-
-async def answer_to(scenario: Scenario, command: Envelope, *, within: float = 15.0) -> Captured:
-    """The first event (audit records aside) ``command`` caused: its refusal, or what it did."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while True:
-        answers = [
-            m
-            for m in scenario.bus.capture.messages
-            if m.exchange == EVENTS_EXCHANGE and m.envelope.get("causationId") == command.event_id
-        ]
-        if answers:
-            return answers[0]
-        assert loop.time() < deadline, f"no answer to {command.event_type} {command.event_id} in {within}s"
-        await asyncio.sleep(0.05)
-
-
-async def assert_rule_named(scenario: Scenario, command: Envelope, rule: str) -> None:
-    """The refusal of ``command`` names ``rule``: in its CommandRejected, audit record and inbox row."""
-    answer = await answer_to(scenario, command)
-    assert answer.event_type == "CommandRejected", f"{command.event_type} was applied: {answer.event_type}"
-    rejection = await scenario.rejected(command)
-    assert (rejection.exchange, rejection.routing_key) == (
-        EVENTS_EXCHANGE,
-        "source-control.command-rejected.v1",
-    )
-    assert rejection.payload["commandId"] == command.event_id
-    assert rejection.payload["commandType"] == command.event_type
-    assert rejection.payload["rule"] == rule, rejection.payload["reason"]
-    assert rejection.envelope["correlationId"] == command.correlation_id
-    (audit,) = await scenario.wait("AuditRecord", subjectId=command.event_id)
-    assert (audit.exchange, audit.routing_key) == (AUDIT_EXCHANGE, "source-control.rule-refused")
-    assert audit.payload["outcome"] == "refused"
-    assert audit.payload["details"]["rule"] == rule
-    assert audit.envelope["correlationId"] == command.correlation_id
-    assert await inbox_outcome(scenario, command) == f"refused:{rule}"
-
-
-async def refuse(scenario: Scenario, payload: Payload, rule: str, watch: Watch) -> Envelope:
-    """Send a command breaking ``rule``: it is refused by name and nothing watched changes."""
-    before = await watch.read(scenario)
-    assert [before[f"{t}/{i}"] for t, i in watch.absent] == [None] * len(watch.absent)
-    command = await scenario.send(payload, correlation_id=unique("corr"))
-    await assert_rule_named(scenario, command, rule)
-    assert await watch.read(scenario) == before
-    return command
 
 
 # -- building blocks ------------------------------------------------------------------------
