@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -29,8 +30,11 @@ from contracts.registry import UnknownMessage
 from shared_kernel.envelope import Envelope, describe_validation_error
 from shared_kernel.messaging.publisher import amqp_message
 
-# Every deployable service, by the name used for its queues and database.
-SERVICES = ("source_control",)
+# Every deployable service, by the name used for its queues and database. The
+# order fixes each one's health port under `devops run` (_health_port).
+SERVICES = ("source_control", "pipelines", "packaging")
+# HEALTH_PORT's default; `devops run` counts up from it, one port per service.
+DEFAULT_HEALTH_PORT = 8080
 
 app = typer.Typer(help="Operate the DevOps fleet.", no_args_is_help=True, add_completion=False)
 console = Console(stderr=True)
@@ -48,6 +52,32 @@ def _python_module(service: str, *arguments: str) -> list[str]:
     return [sys.executable, "-m", f"services.{service}", *arguments]
 
 
+def _health_port(service: str, environment: Mapping[str, str]) -> int | None:
+    """The health port ``devops run`` gives a service, or None to leave the service's settings alone.
+
+    Every service serves /metrics, /healthz and /readyz on HEALTH_PORT, 8080 by
+    default, so on one machine all but the first would fail to bind. Each gets
+    the base plus its position in SERVICES (8080, 8081, 8082), the base being
+    ``DEVOPS_HEALTH_PORT`` if set. None when the service's own
+    ``<PREFIX>_HEALTH_PORT`` is set, or ``DEVOPS_HEALTH_PORT`` is 0 (each takes
+    a free port and logs it) or not a number (the service refuses it).
+    """
+    # Settings names are case-insensitive.
+    variables = {name.upper(): value for name, value in environment.items()}
+    if f"{service.upper()}_HEALTH_PORT" in variables:
+        return None
+    base = variables.get("DEVOPS_HEALTH_PORT", str(DEFAULT_HEALTH_PORT)).strip()
+    if not base.isdigit() or int(base) == 0:
+        return None
+    return int(base) + SERVICES.index(service)
+
+
+def _child_environment(service: str, environment: Mapping[str, str]) -> dict[str, str]:
+    """The environment of one service's process under ``devops run``: a health port of its own."""
+    port = _health_port(service, environment)
+    return dict(environment) if port is None else {**environment, f"{service.upper()}_HEALTH_PORT": str(port)}
+
+
 @app.command()
 def migrate(services: Annotated[list[str] | None, typer.Argument(help="default: all")] = None) -> None:
     """Apply each service's migrations (creates its database and roles if needed)."""
@@ -61,8 +91,13 @@ def run(services: Annotated[list[str] | None, typer.Argument(help="default: all"
     """Migrate, then run the services as separate processes until interrupted."""
     chosen = _services(services)
     migrate(chosen)
-    processes = {service: subprocess.Popen(_python_module(service)) for service in chosen}
-    console.print(f"running {', '.join(chosen)}; Ctrl-C stops them gracefully")
+    processes = {
+        service: subprocess.Popen(_python_module(service), env=_child_environment(service, os.environ))
+        for service in chosen
+    }
+    ports = {service: _health_port(service, os.environ) for service in chosen}
+    running = [service if ports[service] is None else f"{service} (:{ports[service]})" for service in chosen]
+    console.print(f"running {', '.join(running)}; Ctrl-C stops them gracefully")
 
     def stop(*_: object) -> None:
         for process in processes.values():

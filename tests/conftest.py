@@ -9,6 +9,8 @@ from pathlib import Path
 import aio_pika
 import pytest
 
+from services.packaging.app import DEFINITION as PACKAGING
+from services.packaging.settings import PackagingSettings
 from services.pipelines.app import DEFINITION as PIPELINES
 from services.pipelines.settings import PipelinesSettings
 from services.source_control.app import DEFINITION as SOURCE_CONTROL
@@ -49,6 +51,8 @@ def fleet_environment(
         **TEST_TUNING,
         "SOURCE_CONTROL_GIT_ROOT": str(tmp_path_factory.mktemp("git")),
         "DEVOPS_BLOB_ROOT": str(tmp_path_factory.mktemp("blobs")),
+        "PACKAGING_FEED_ROOT": str(tmp_path_factory.mktemp("feeds")),
+        "PACKAGING_REGISTRY_ROOT": str(tmp_path_factory.mktemp("registries")),
     }
     saved = {key: os.environ.get(key) for key in environment}
     os.environ.update(environment)
@@ -117,6 +121,21 @@ async def pipelines_queues(
     return pipelines_database
 
 
+@pytest.fixture(scope="session")
+async def packaging_database(fleet_environment: dict[str, str]) -> PackagingSettings:
+    settings = PackagingSettings()
+    await recreate_database(settings, PACKAGING)
+    return settings
+
+
+@pytest.fixture
+async def packaging_queues(
+    amqp: aio_pika.abc.AbstractRobustConnection, packaging_database: PackagingSettings
+) -> PackagingSettings:
+    await _purge_queues(amqp, packaging_database)
+    return packaging_database
+
+
 @pytest.fixture
 async def bus(amqp: aio_pika.abc.AbstractRobustConnection) -> AsyncIterator[Bus]:
     opened = await Bus.open(amqp)
@@ -138,6 +157,14 @@ async def source_control(
 async def pipelines(pipelines_queues: PipelinesSettings, bus: Bus) -> AsyncIterator[ServiceRuntime]:
     """Pipelines running in this process, on the shared test database."""
     runtime = await start_in_process(PIPELINES, PipelinesSettings())
+    yield runtime
+    await runtime.stop()
+
+
+@pytest.fixture
+async def packaging(packaging_queues: PackagingSettings, bus: Bus) -> AsyncIterator[ServiceRuntime]:
+    """Packaging running in this process, on the shared test database."""
+    runtime = await start_in_process(PACKAGING, PackagingSettings())
     yield runtime
     await runtime.stop()
 

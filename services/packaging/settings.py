@@ -18,8 +18,8 @@ class PackagingSettings(ServiceSettings):
     # The local adapters' storage: NuGet feeds and container registries on disk.
     feed_root: Path = Path("var/feeds")
     registry_root: Path = Path("var/registries")
-    # Which artifact of a build is the package (a library's .nupkg) or the image (its OCI manifest).
-    package_artifact: str = "package"
+    # The artifact of a service's build that is its image's manifest (OCI or Docker v2);
+    # a library's packages are its .nupkg artifacts.
     image_artifact: str = "image"
     # The scan policy: findings of these severities fail the scan…
     scan_blocked_severities: list[str] = ["CRITICAL", "HIGH"]

@@ -10,15 +10,19 @@ without a word.
 
 from __future__ import annotations
 
+import json
+import re
 import shlex
 from collections.abc import Iterator
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
 import yaml
 from jsonschema import Draft7Validator
 
+from services.packaging.settings import PackagingSettings
+from services.pipelines.settings import PipelinesSettings
 from services.source_control.settings import SourceControlSettings
 from shared_kernel.durations import parse_duration
 from shared_kernel.settings import FLEET_WIDE, ServiceSettings
@@ -28,15 +32,49 @@ pytestmark = pytest.mark.contract
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
-SOURCE_CONTROL_KUSTOMIZATION = ROOT / "deploy" / "kubernetes" / "source-control" / "kustomization.yaml"
+KUBERNETES = ROOT / "deploy" / "kubernetes"
 SETTINGS_DOC = ROOT / "docs" / "settings.md"
 
 FLEET_PREFIX = "DEVOPS_"
 # The settings class each service module reads; a new service adds its own here.
-SETTINGS: dict[str, type[ServiceSettings]] = {"services.source_control": SourceControlSettings}
+SETTINGS: dict[str, type[ServiceSettings]] = {
+    "services.source_control": SourceControlSettings,
+    "services.pipelines": PipelinesSettings,
+    "services.packaging": PackagingSettings,
+}
 # Real settings that no deployment may set: one renames every queue, role and
 # database of the service, the other SIGKILLs it (crash tests only).
 NEVER_DEPLOYED = frozenset({"service_name", "crash_at"})
+# The services sharing the blob store (blob_root): Pipelines writes, Packaging reads.
+BLOB_STORE_USERS = ("services.pipelines", "services.packaging")
+# Where each service keeps files: every one must be set, on a volume (the root
+# file system is read-only in both Compose and Kubernetes).
+KEPT_ON_VOLUMES: dict[str, tuple[str, ...]] = {
+    "services.source_control": ("git_root",),
+    "services.pipelines": ("blob_root",),
+    "services.packaging": ("blob_root", "feed_root", "registry_root"),
+}
+
+
+def _context(module: str) -> str:
+    """Compose service and Kubernetes folder name: ``services.source_control`` → ``source-control``."""
+    return SETTINGS[module].service_name.replace("_", "-")
+
+
+def _prefix(settings_type: type[ServiceSettings]) -> str:
+    return str(settings_type.model_config["env_prefix"]).upper()
+
+
+def _value(environment: dict[str, str], setting: str, settings_type: type[ServiceSettings]) -> str | None:
+    """A setting's value under ``environment``: the service's prefix first, then the fleet's."""
+    own = environment.get(f"{_prefix(settings_type)}{setting.upper()}")
+    if own is not None or setting not in FLEET_WIDE:
+        return own
+    return environment.get(f"{FLEET_PREFIX}{setting.upper()}")
+
+
+def _covers(mount_path: str, path: str) -> bool:
+    return PurePosixPath(path).is_relative_to(PurePosixPath(mount_path))
 
 
 # -- loading ---------------------------------------------------------------------
@@ -62,19 +100,23 @@ def _compose() -> dict[str, Any]:
     return compose
 
 
-def _kustomization() -> dict[str, Any]:
-    kustomization: dict[str, Any] = _load(SOURCE_CONTROL_KUSTOMIZATION)
+def _kustomization_path(module: str) -> Path:
+    return KUBERNETES / _context(module) / "kustomization.yaml"
+
+
+def _kustomization(module: str) -> dict[str, Any]:
+    kustomization: dict[str, Any] = _load(_kustomization_path(module))
     return kustomization
 
 
-def _resources() -> list[dict[str, Any]]:
-    """Every object the Source Control kustomization lists."""
-    folder = SOURCE_CONTROL_KUSTOMIZATION.parent
-    return [doc for name in _kustomization()["resources"] for doc in _documents(folder / name)]
+def _resources(module: str) -> list[dict[str, Any]]:
+    """Every object the service's kustomization lists."""
+    folder = _kustomization_path(module).parent
+    return [doc for name in _kustomization(module)["resources"] for doc in _documents(folder / name)]
 
 
-def _of_kind(kind: str) -> list[dict[str, Any]]:
-    return [resource for resource in _resources() if resource["kind"] == kind]
+def _of_kind(module: str, kind: str) -> list[dict[str, Any]]:
+    return [resource for resource in _resources(module) if resource["kind"] == kind]
 
 
 def _containers(deployment: dict[str, Any]) -> Iterator[dict[str, Any]]:
@@ -97,11 +139,21 @@ def _fleet_services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     }
 
 
-def _environment_names(service: dict[str, Any]) -> list[str]:
+def _environment(service: dict[str, Any]) -> dict[str, str]:
     environment = service.get("environment") or {}
     if isinstance(environment, dict):
-        return list(environment)
-    return [entry.split("=", 1)[0] for entry in environment]
+        return {name: str(value) for name, value in environment.items()}
+    return dict(entry.split("=", 1) if "=" in entry else (entry, "") for entry in environment)
+
+
+def _named_volume_mounts(service: dict[str, Any], compose: dict[str, Any]) -> dict[str, str]:
+    """Mount path → named volume, for the short-syntax named-volume mounts of a Compose service."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        source, target = volume.split(":")[:2]
+        if source in (compose.get("volumes") or {}):
+            mounts[target] = source
+    return mounts
 
 
 # -- settings --------------------------------------------------------------------
@@ -114,7 +166,7 @@ def _module_path(module: str) -> Path:
 def _setting(variable: str, settings_type: type[ServiceSettings]) -> str | None:
     """The setting a variable sets (service prefix or fleet-wide prefix), or None."""
     upper = variable.upper()
-    service_prefix = str(settings_type.model_config["env_prefix"]).upper()
+    service_prefix = _prefix(settings_type)
     if upper.startswith(service_prefix):
         field = upper.removeprefix(service_prefix).lower()
         return field if field in settings_type.model_fields else None
@@ -139,16 +191,60 @@ def _argv(container: dict[str, Any]) -> list[str]:
     return [*container.get("command", []), *container.get("args", [])]
 
 
-def _shutdown_timeout(environment: dict[str, str]) -> float:
-    """Source Control's SHUTDOWN_TIMEOUT in seconds under ``environment`` (service prefix first)."""
-    default = SourceControlSettings.model_fields["shutdown_timeout"].default
-    value = environment.get("SOURCE_CONTROL_SHUTDOWN_TIMEOUT", environment.get("DEVOPS_SHUTDOWN_TIMEOUT"))
-    return parse_duration(value or default)
+def _shutdown_timeout(environment: dict[str, str], settings_type: type[ServiceSettings]) -> float:
+    """A service's SHUTDOWN_TIMEOUT in seconds under ``environment`` (service prefix first)."""
+    default = settings_type.model_fields["shutdown_timeout"].default
+    return parse_duration(_value(environment, "shutdown_timeout", settings_type) or default)
 
 
 def _deployment_module(deployment: dict[str, Any]) -> str:
     """The service module the Deployment's main container runs (``python -m <module>``)."""
     return _argv(deployment["spec"]["template"]["spec"]["containers"][0])[2]
+
+
+def _deployment(module: str) -> dict[str, Any]:
+    (deployment,) = _of_kind(module, "Deployment")
+    return deployment
+
+
+def _settings_data(module: str) -> dict[str, str]:
+    (config_map,) = _of_kind(module, "ConfigMap")
+    data: dict[str, str] = config_map["data"]
+    return data
+
+
+def _claim_mounts(deployment: dict[str, Any]) -> dict[str, str]:
+    """Mount path → PersistentVolumeClaim name, for the Deployment's main container."""
+    pod = deployment["spec"]["template"]["spec"]
+    claims = {
+        volume["name"]: volume["persistentVolumeClaim"]["claimName"]
+        for volume in pod["volumes"]
+        if "persistentVolumeClaim" in volume
+    }
+    return {
+        mount["mountPath"]: claims[mount["name"]]
+        for mount in pod["containers"][0].get("volumeMounts", [])
+        if mount["name"] in claims
+    }
+
+
+def _declared_claims() -> dict[str, list[str]]:
+    """PersistentVolumeClaim name → the services whose kustomization declares it."""
+    declared: dict[str, list[str]] = {}
+    for module in SETTINGS:
+        for claim in _of_kind(module, "PersistentVolumeClaim"):
+            declared.setdefault(claim["metadata"]["name"], []).append(_context(module))
+    return declared
+
+
+def _claim(name: str) -> dict[str, Any]:
+    (claim,) = (
+        claim
+        for module in SETTINGS
+        for claim in _of_kind(module, "PersistentVolumeClaim")
+        if claim["metadata"]["name"] == name
+    )
+    return claim
 
 
 # -- the Compose file ------------------------------------------------------------
@@ -159,18 +255,53 @@ def test_compose_file_follows_the_compose_specification() -> None:
     assert _schema_errors(_compose(), schema) == []
 
 
-def test_compose_runs_source_control_after_its_migrations() -> None:
+def test_compose_infrastructure_is_health_checked() -> None:
     services = _compose()["services"]
-    assert services["source-control-migrate"]["command"] == ["services.source_control", "migrate"]
-    assert services["source-control"]["command"] == ["services.source_control"]
-    depends_on = services["source-control"]["depends_on"]
-    assert depends_on["source-control-migrate"] == {"condition": "service_completed_successfully"}
-    assert depends_on["rabbitmq"]["condition"] == "service_healthy"
-    assert depends_on["postgres"]["condition"] == "service_healthy"
-    assert services["source-control-migrate"]["depends_on"]["postgres"]["condition"] == "service_healthy"
     assert "healthcheck" in services["rabbitmq"]
     assert "healthcheck" in services["postgres"]
     assert services["postgres"]["environment"]["POSTGRES_PASSWORD"]
+
+
+@pytest.mark.parametrize("module", SETTINGS)
+def test_compose_runs_each_service_after_its_migrations(module: str) -> None:
+    services, name = _compose()["services"], _context(module)
+    migrate, consumer = services[f"{name}-migrate"], services[name]
+    assert _command(migrate) == [module, "migrate"]
+    assert _command(consumer) == [module]
+    depends_on = consumer["depends_on"]
+    assert depends_on[f"{name}-migrate"] == {"condition": "service_completed_successfully"}
+    assert depends_on["rabbitmq"]["condition"] == "service_healthy"
+    assert depends_on["postgres"]["condition"] == "service_healthy"
+    assert migrate["depends_on"]["postgres"]["condition"] == "service_healthy"
+    # The migrate step sets the role passwords the consumer logs in with.
+    prefix = _prefix(SETTINGS[module])
+    for role in ("APP", "RELAY"):
+        variable = f"{prefix}{role}_ROLE_PASSWORD"
+        assert _environment(migrate).get(variable), f"{name}-migrate: no {variable}"
+        assert _environment(consumer).get(variable) == _environment(migrate)[variable]
+    assert FLEET_PREFIX + "POSTGRES_ADMIN_PASSWORD" not in _environment(consumer), "the consumer is no owner"
+
+
+@pytest.mark.parametrize("module", SETTINGS)
+def test_compose_checks_readiness_on_a_host_port_of_its_own(module: str) -> None:
+    consumer = _compose()["services"][_context(module)]
+    assert "/readyz" in " ".join(consumer["healthcheck"]["test"])
+    (port,) = consumer["ports"]
+    assert port.startswith("127.0.0.1:"), f"{port}: published beyond the host's loopback"
+    assert port.endswith(":8080"), f"{port}: not the container's health port"
+
+
+def _interpolated(value: str) -> str:
+    """A Compose value with each ``${VARIABLE:-default}`` replaced by its default."""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", value)
+
+
+def test_compose_publishes_each_service_on_a_different_host_port() -> None:
+    services = _compose()["services"]
+    published = {
+        module: _interpolated(services[_context(module)]["ports"][0]).rsplit(":", 1)[0] for module in SETTINGS
+    }
+    assert len(set(published.values())) == len(published), published
 
 
 def test_every_compose_fleet_service_runs_an_existing_module() -> None:
@@ -188,37 +319,75 @@ def test_compose_sets_only_real_settings() -> None:
     for name, service in _fleet_services(_compose()).items():
         settings_type = SETTINGS[_command(service)[0]]
         problems += [
-            f"{name}: {problem}" for problem in _misnamed(_environment_names(service), settings_type)
+            f"{name}: {problem}" for problem in _misnamed(list(_environment(service)), settings_type)
         ]
     assert problems == []
 
 
-def test_compose_keeps_the_git_root_on_a_named_volume() -> None:
+@pytest.mark.parametrize("module", SETTINGS)
+def test_compose_keeps_the_service_files_on_named_volumes(module: str) -> None:
     compose = _compose()
-    consumer = compose["services"]["source-control"]
-    git_root = consumer["environment"]["SOURCE_CONTROL_GIT_ROOT"]
-    mounts = dict(reversed(volume.split(":")[:2]) for volume in consumer["volumes"])
-    assert git_root in mounts, f"{git_root} is not a mount of source-control"
-    assert mounts[git_root] in compose["volumes"], f"{mounts[git_root]} is not a named volume"
+    name = _context(module)
+    consumer = compose["services"][name]
+    environment = _environment(consumer)
+    mounts = _named_volume_mounts(consumer, compose)
+    for setting in KEPT_ON_VOLUMES[module]:
+        path = _value(environment, setting, SETTINGS[module])
+        assert path, f"{name}: {setting} is not set (its default is on the read-only root file system)"
+        assert any(_covers(mount, path) for mount in mounts), f"{name}: {path} is not on a named volume"
 
 
-def test_compose_grace_period_outlasts_the_shutdown_timeout() -> None:
-    consumer = _compose()["services"]["source-control"]
-    assert parse_duration(consumer["stop_grace_period"]) > _shutdown_timeout(consumer["environment"])
+def test_compose_shares_one_blob_store_between_pipelines_and_packaging() -> None:
+    compose = _compose()
+    stores = set()
+    for module in BLOB_STORE_USERS:
+        consumer = compose["services"][_context(module)]
+        blob_root = _value(_environment(consumer), "blob_root", SETTINGS[module])
+        assert blob_root
+        mounts = _named_volume_mounts(consumer, compose)
+        stores.add((blob_root, mounts.get(blob_root)))
+    assert len(stores) == 1, f"the services see different blob stores: {stores}"
+    # Packaging's feeds and registries are its own, not in the shared store.
+    packaging = compose["services"][_context("services.packaging")]
+    environment = _environment(packaging)
+    blob_root = _value(environment, "blob_root", PackagingSettings)
+    assert blob_root
+    for setting in ("feed_root", "registry_root"):
+        path = _value(environment, setting, PackagingSettings)
+        assert path, f"packaging: {setting} is not set"
+        assert not _covers(blob_root, path), f"{setting} is inside the shared blob store"
+
+
+@pytest.mark.parametrize("module", SETTINGS)
+def test_compose_grace_period_outlasts_the_shutdown_timeout(module: str) -> None:
+    consumer = _compose()["services"][_context(module)]
+    assert parse_duration(consumer["stop_grace_period"]) > _shutdown_timeout(
+        _environment(consumer), SETTINGS[module]
+    )
 
 
 # -- Kubernetes ------------------------------------------------------------------
 
 
-def test_kustomization_follows_its_schema() -> None:
+@pytest.mark.parametrize("module", SETTINGS)
+def test_kustomization_follows_its_schema(module: str) -> None:
     schema = published_schema("kustomization.schema.json")
-    assert _schema_errors(_kustomization(), schema) == []
+    assert _schema_errors(_kustomization(module), schema) == []
 
 
-def test_every_kustomization_resource_exists_and_parses() -> None:
-    folder = SOURCE_CONTROL_KUSTOMIZATION.parent
+def test_every_service_has_a_kustomization_of_the_same_files() -> None:
+    expected = sorted(path.name for path in _kustomization_path("services.source_control").parent.iterdir())
+    for module in SETTINGS:
+        folder = _kustomization_path(module).parent
+        assert folder.is_dir(), f"no {folder.relative_to(ROOT)}"
+        assert sorted(path.name for path in folder.iterdir()) == expected
+
+
+@pytest.mark.parametrize("module", SETTINGS)
+def test_every_kustomization_resource_exists_and_parses(module: str) -> None:
+    folder = _kustomization_path(module).parent
     kinds = set()
-    for name in _kustomization()["resources"]:
+    for name in _kustomization(module)["resources"]:
         path = folder / name
         assert path.is_file(), f"{name} is listed but missing"
         documents = _documents(path)
@@ -228,22 +397,24 @@ def test_every_kustomization_resource_exists_and_parses() -> None:
             assert document["metadata"].get("name"), f"{name}: {document['kind']} without a name"
             kinds.add(document["kind"])
     assert {"Deployment", "ConfigMap", "Secret", "PersistentVolumeClaim"} <= kinds
-    for config_map in _of_kind("ConfigMap"):
+    for config_map in _of_kind(module, "ConfigMap"):
         # Kubernetes refuses a ConfigMap whose values are not strings (an unquoted port, say).
         assert all(isinstance(value, str) for value in config_map["data"].values())
 
 
-def test_deployment_containers_run_an_existing_service_module() -> None:
-    deployments = _of_kind("Deployment")
+@pytest.mark.parametrize("module", SETTINGS)
+def test_deployment_containers_run_an_existing_service_module(module: str) -> None:
+    deployments = _of_kind(module, "Deployment")
     assert deployments
     for deployment in deployments:
+        assert _deployment_module(deployment) == module
         for container in _containers(deployment):
             argv = _argv(container)
             where = f"{deployment['metadata']['name']}/{container['name']}"
             assert argv[:2] == ["python", "-m"], f"{where}: runs {argv}"
-            module, arguments = argv[2], argv[3:]
-            assert module.startswith("services."), f"{where}: {module} is not a service"
-            assert _module_path(module).is_file(), f"{where}: no module {module}"
+            module_run, arguments = argv[2], argv[3:]
+            assert module_run == module, f"{where}: runs {module_run}, not {module}"
+            assert _module_path(module_run).is_file(), f"{where}: no module {module_run}"
             assert arguments in ([], ["migrate"]), f"{where}: unexpected arguments {arguments}"
         init = deployment["spec"]["template"]["spec"].get("initContainers", [])
         assert any(_argv(container)[3:] == ["migrate"] for container in init), (
@@ -251,12 +422,13 @@ def test_deployment_containers_run_an_existing_service_module() -> None:
         )
 
 
-def test_kubernetes_files_set_only_real_settings() -> None:
-    (deployment,) = _of_kind("Deployment")
+@pytest.mark.parametrize("module", SETTINGS)
+def test_kubernetes_files_set_only_real_settings(module: str) -> None:
+    deployment = _deployment(module)
     settings_type = SETTINGS[_deployment_module(deployment)]
     problems = []
     for kind in ("ConfigMap", "Secret"):
-        for resource in _of_kind(kind):
+        for resource in _of_kind(module, kind):
             keys = [*resource.get("data", {}), *resource.get("stringData", {})]
             problems += [
                 f"{kind} {resource['metadata']['name']}: {p}" for p in _misnamed(keys, settings_type)
@@ -267,14 +439,15 @@ def test_kubernetes_files_set_only_real_settings() -> None:
     assert problems == []
 
 
-def test_deployment_references_resolve() -> None:
-    (deployment,) = _of_kind("Deployment")
-    config_maps = {resource["metadata"]["name"] for resource in _of_kind("ConfigMap")}
+@pytest.mark.parametrize("module", SETTINGS)
+def test_deployment_references_resolve(module: str) -> None:
+    deployment = _deployment(module)
+    config_maps = {resource["metadata"]["name"] for resource in _of_kind(module, "ConfigMap")}
     secrets = {
         resource["metadata"]["name"]: {*resource.get("data", {}), *resource.get("stringData", {})}
-        for resource in _of_kind("Secret")
+        for resource in _of_kind(module, "Secret")
     }
-    claims = {resource["metadata"]["name"] for resource in _of_kind("PersistentVolumeClaim")}
+    own_claims = {resource["metadata"]["name"] for resource in _of_kind(module, "PersistentVolumeClaim")}
     for container in _containers(deployment):
         for source in container.get("envFrom", []):
             assert source["configMapRef"]["name"] in config_maps
@@ -282,45 +455,141 @@ def test_deployment_references_resolve() -> None:
             reference = variable["valueFrom"]["secretKeyRef"]
             assert reference["key"] in secrets[reference["name"]], f"{variable['name']}: no such secret key"
     pod = deployment["spec"]["template"]["spec"]
+    declared = _declared_claims()
     for volume in pod["volumes"]:
         if "persistentVolumeClaim" in volume:
-            assert volume["persistentVolumeClaim"]["claimName"] in claims
+            claim = volume["persistentVolumeClaim"]["claimName"]
+            # A claim of its own, or the blob store another service's kustomization declares.
+            assert claim in own_claims or claim in declared, f"{claim}: declared by no kustomization"
 
 
-def test_deployment_is_locked_down_and_keeps_the_git_root_on_a_volume() -> None:
-    (deployment,) = _of_kind("Deployment")
+def test_each_claim_is_declared_by_one_kustomization() -> None:
+    # Declared twice, two kustomizations applied together would fight over it.
+    assert {name: owners for name, owners in _declared_claims().items() if len(owners) > 1} == {}
+
+
+@pytest.mark.parametrize("module", SETTINGS)
+def test_deployment_is_locked_down_and_keeps_the_service_files_on_claims(module: str) -> None:
+    deployment = _deployment(module)
     pod = deployment["spec"]["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     for container in _containers(deployment):
         assert container["securityContext"]["readOnlyRootFilesystem"] is True
         assert container["securityContext"]["allowPrivilegeEscalation"] is False
         assert container["resources"]["requests"]
-    (config_map,) = _of_kind("ConfigMap")
-    git_root = config_map["data"]["SOURCE_CONTROL_GIT_ROOT"]
-    claims = {volume["name"] for volume in pod["volumes"] if "persistentVolumeClaim" in volume}
+    data, mounts = _settings_data(module), _claim_mounts(deployment)
+    for setting in KEPT_ON_VOLUMES[module]:
+        path = _value(data, setting, SETTINGS[module])
+        assert path, f"{_context(module)}: {setting} is not set in the ConfigMap"
+        assert any(_covers(mount, path) for mount in mounts), f"{path} is not on a PersistentVolumeClaim"
     main = pod["containers"][0]
-    assert any(m["mountPath"] == git_root and m["name"] in claims for m in main["volumeMounts"])
     assert "livenessProbe" in main
+    assert "readinessProbe" in main
 
 
-def test_deployment_grace_period_outlasts_the_shutdown_timeout() -> None:
-    (deployment,) = _of_kind("Deployment")
-    (config_map,) = _of_kind("ConfigMap")
-    grace = deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
-    assert grace > _shutdown_timeout(config_map["data"])
+def test_pipelines_and_packaging_mount_one_read_write_many_blob_store() -> None:
+    stores = set()
+    for module in BLOB_STORE_USERS:
+        blob_root = _value(_settings_data(module), "blob_root", SETTINGS[module])
+        assert blob_root
+        stores.add((blob_root, _claim_mounts(_deployment(module)).get(blob_root)))
+    assert len(stores) == 1, f"the services see different blob stores: {stores}"
+    ((_, claim_name),) = stores
+    assert claim_name, "the blob root is not the mount path of a claim"
+    claim = _claim(claim_name)
+    assert claim["spec"]["accessModes"] == ["ReadWriteMany"], "two Deployments mount it, on any nodes"
+
+
+@pytest.mark.parametrize("module", SETTINGS)
+def test_deployment_grace_period_outlasts_the_shutdown_timeout(module: str) -> None:
+    grace = _deployment(module)["spec"]["template"]["spec"]["terminationGracePeriodSeconds"]
+    assert grace > _shutdown_timeout(_settings_data(module), SETTINGS[module])
+
+
+@pytest.mark.parametrize("module", SETTINGS)
+def test_a_deployment_on_a_read_write_once_claim_is_recreated(module: str) -> None:
+    deployment = _deployment(module)
+    modes = {
+        mode for claim in _claim_mounts(deployment).values() for mode in _claim(claim)["spec"]["accessModes"]
+    }
+    if "ReadWriteOnce" in modes:
+        # A rolled pod on another node could not attach the claim the old one holds.
+        assert deployment["spec"]["strategy"]["type"] == "Recreate"
 
 
 # -- docs ------------------------------------------------------------------------
 
+SETTING_ROW = re.compile(r"^\| `(?P<setting>\w+)` \|(?P<cells>.*)\|\s*$")
 
-def test_settings_doc_names_every_setting() -> None:
+
+def _doc_sections() -> dict[str, str]:
+    """docs/settings.md by ``## `` heading, keyed by the heading's first word (the class name)."""
     text = SETTINGS_DOC.read_text(encoding="utf-8")
-    for module, settings_type in SETTINGS.items():
-        prefix = str(settings_type.model_config["env_prefix"])
-        missing = [
-            field
-            for field in settings_type.model_fields
-            if f"`{prefix}{field.upper()}`" not in text
-            or (field in FLEET_WIDE and f"`{FLEET_PREFIX}{field.upper()}`" not in text)
-        ]
-        assert missing == [], f"docs/settings.md does not document {missing} of {module}"
+    sections = re.split(r"^## ", text, flags=re.MULTILINE)[1:]
+    return {section.split(maxsplit=1)[0]: section for section in sections}
+
+
+def _documented_rows(section: str) -> dict[str, list[str]]:
+    """Setting → its table cells after the name: variables, type, default, meaning."""
+    rows = {}
+    for line in section.splitlines():
+        if match := SETTING_ROW.match(line):
+            rows[match["setting"]] = [cell.strip() for cell in match["cells"].split(" | ")]
+    return rows
+
+
+def _documented_default(value: object) -> set[str]:
+    """How the settings doc writes a default: as it would be set in the environment."""
+    if value == "":
+        return {"empty", "derived"}
+    if isinstance(value, bool):
+        text = str(value).lower()
+    elif isinstance(value, list | dict):
+        text = json.dumps(value, separators=(",", ":"))
+    else:
+        text = str(value)
+    return {f"`{text}`"}
+
+
+def _check_rows(
+    section_name: str, section: str, fields: list[str], settings_type: type[ServiceSettings]
+) -> list[str]:
+    problems = []
+    rows = _documented_rows(section)
+    prefix = _prefix(settings_type)
+    for field in fields:
+        if field not in rows:
+            problems.append(f"{section_name}: no row for {field}")
+            continue
+        variables, _, default, *_ = rows[field]
+        fleet = f"`{FLEET_PREFIX}{field.upper()}`" if field in FLEET_WIDE else "—"
+        if variables != f"`{prefix}{field.upper()}` / {fleet}":
+            problems.append(
+                f"{section_name}: {field} is set by `{prefix}{field.upper()}` / {fleet}, not {variables}"
+            )
+        value = settings_type.model_fields[field].get_default(call_default_factory=True)
+        if default not in _documented_default(value):
+            problems.append(
+                f"{section_name}: {field} defaults to {_documented_default(value)}, not {default}"
+            )
+    stale = sorted(set(rows) - set(fields))
+    if stale:
+        problems.append(f"{section_name}: rows for settings that do not exist: {stale}")
+    return problems
+
+
+def test_settings_doc_names_every_setting_with_its_variables_and_default() -> None:
+    sections = _doc_sections()
+    # The shared settings are documented once, under Source Control's names.
+    shared = list(ServiceSettings.model_fields)
+    problems = _check_rows(
+        "ServiceSettings", sections.get("ServiceSettings", ""), shared, SourceControlSettings
+    )
+    for settings_type in SETTINGS.values():
+        name = settings_type.__name__
+        own = [field for field in settings_type.model_fields if field not in ServiceSettings.model_fields]
+        if name not in sections:
+            problems.append(f"no section ## {name}")
+            continue
+        problems += _check_rows(name, sections[name], own, settings_type)
+    assert problems == [], "docs/settings.md is out of date:\n" + "\n".join(problems)

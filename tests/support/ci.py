@@ -70,7 +70,9 @@ class CiProvider:
         return p.ArtifactRecord(name=name, uri=stored.uri, sha256=stored.sha256, size=stored.size)
 
     async def package_artifacts(self, package_id: str, version: str) -> list[p.ArtifactRecord]:
-        return [await self.artifact("package", nupkg(package_id, version), "application/zip")]
+        # Named as ``dotnet pack`` names it: <id>.<version>.nupkg.
+        name = f"{package_id}.{version}.nupkg"
+        return [await self.artifact(name, nupkg(package_id, version), "application/zip")]
 
     async def image_artifacts(self, seed: str) -> list[p.ArtifactRecord]:
         manifest, blobs = oci_image(seed)

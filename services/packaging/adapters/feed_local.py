@@ -4,7 +4,7 @@ A version lives at ``<root>/<feed>/<id>/<version>/<id>.<version>.nupkg`` with
 the sha256 of its bytes beside it (``….nupkg.sha256``), everything lower-case
 and the version NuGet-normalised without build metadata (NuGet's own identity
 of a version). A project-scoped feed ``project/feed`` is one directory,
-``project%2ffeed``, so no feed's directory can hold another's.
+``project%2Ffeed``, so no feed's directory can hold another's.
 
 A version's directory appears whole or not at all: both files are written
 and flushed in a staging directory, which is then renamed into place.

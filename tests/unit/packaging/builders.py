@@ -29,7 +29,9 @@ OTHER_DIGEST = "sha256:" + "e" * 64
 LAYER = ImageLayer(
     digest="sha256:" + "1" * 64, size=4096, media_type="application/vnd.oci.image.layer.v1.tar+gzip"
 )
-PACKAGE = BuildArtifact(name="out/Acme.Orders.1.2.0.nupkg", uri="blob://sha256/ab", sha256="b" * 64, size=2048)
+PACKAGE = BuildArtifact(
+    name="out/Acme.Orders.1.2.0.nupkg", uri="blob://sha256/ab", sha256="b" * 64, size=2048
+)
 
 
 def at(minutes: int) -> datetime:
@@ -47,7 +49,7 @@ def validated(aggregate: AggregateRoot) -> list[dict[str, Any]]:
 
 
 def refusal(aggregate: AggregateRoot, error: type[DomainError], action: Callable[[], object]) -> DomainError:
-    """The ``error`` that ``action`` raises; ``aggregate`` must be left exactly as it was (no event either)."""
+    """The ``error`` that ``action`` raises; ``aggregate`` must be left exactly as it was, with no event."""
     aggregate.pull_events()
     before = aggregate.wire()
     with pytest.raises(error) as raised:
@@ -137,7 +139,9 @@ def image(**overrides: Any) -> ContainerImage:
     return ContainerImage.record_built(**{**fields, **overrides})
 
 
-def finding(vulnerability_id: str, severity: str, fixed_version: str | None = "9.9.9") -> VulnerabilityFinding:
+def finding(
+    vulnerability_id: str, severity: str, fixed_version: str | None = "9.9.9"
+) -> VulnerabilityFinding:
     return VulnerabilityFinding(
         vulnerability_id=vulnerability_id,
         package_name="openssl",

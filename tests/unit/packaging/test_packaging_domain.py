@@ -73,7 +73,11 @@ def test_a_build_record_holds_what_build_completed_reported_and_records_no_event
     )
 
     assert record == build()
-    assert (record.build_version, record.module_type, record.artifacts) == ("1.2.0", ModuleType.LIBRARY, (PACKAGE,))
+    assert (record.build_version, record.module_type, record.artifacts) == (
+        "1.2.0",
+        ModuleType.LIBRARY,
+        (PACKAGE,),
+    )
     assert not record.has_pending_events
 
 
@@ -120,7 +124,9 @@ def test_only_a_succeeded_build_passes(status: str) -> None:
 
 
 def test_package_artifacts_are_the_nupkgs_without_symbol_packages() -> None:
-    symbols = BuildArtifact(name="out/Acme.Orders.1.2.0.symbols.nupkg", uri="blob://x/1", sha256="1" * 64, size=1)
+    symbols = BuildArtifact(
+        name="out/Acme.Orders.1.2.0.symbols.nupkg", uri="blob://x/1", sha256="1" * 64, size=1
+    )
     snupkg = BuildArtifact(name="out/Acme.Orders.1.2.0.snupkg", uri="blob://x/2", sha256="2" * 64, size=1)
     record = build(artifacts=[symbols, PACKAGE, snupkg])
 
@@ -246,8 +252,14 @@ def test_a_published_version_is_immutable(changed: dict[str, Any], named: str) -
 def test_republishing_other_content_is_refused_and_the_same_content_is_stale() -> None:
     publication = publish()
 
-    refusal(publication, PublishedVersionImmutable, lambda: publication.republish(content(sha256="f" * 64), feed="acme/packages"))
-    refusal(publication, PackageAlreadyPublished, lambda: publication.republish(content(), feed="ACME/Packages"))
+    refusal(
+        publication,
+        PublishedVersionImmutable,
+        lambda: publication.republish(content(sha256="f" * 64), feed="acme/packages"),
+    )
+    refusal(
+        publication, PackageAlreadyPublished, lambda: publication.republish(content(), feed="ACME/Packages")
+    )
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,180 @@
+"""Source Control, Pipelines and Packaging as separate processes, from a merge to a package or image.
+
+The test plays the agents (commits, pull requests, reviews), the CI provider
+(run reports with artifacts in the blob store) and the scanner; everything
+else is the three services talking over RabbitMQ, each with its own database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from contracts import packaging as pk
+from services.packaging.adapters.feed_local import LocalPackageFeed
+from services.packaging.adapters.registry_local import LocalContainerRegistry
+from services.packaging.settings import PackagingSettings
+from services.pipelines.settings import PipelinesSettings
+from services.source_control.settings import SourceControlSettings
+from tests.support.bus import Bus
+from tests.support.ci import CiProvider, oci_image
+from tests.support.delivery import first_run, generated_pipeline, merge_module
+from tests.support.fleet import ServiceProcess
+from tests.support.scenario import Scenario, unique
+
+pytestmark = pytest.mark.e2e
+
+SERVICES = ("source_control", "pipelines", "packaging")
+
+
+@pytest.fixture
+async def fleet(
+    source_control_queues: SourceControlSettings,
+    pipelines_queues: PipelinesSettings,
+    packaging_queues: PackagingSettings,
+    bus: Bus,
+    tmp_path: Path,
+) -> AsyncIterator[list[ServiceProcess]]:
+    # Each process holds prefetch + 7 database connections: three of them at the default
+    # prefetch (32) would take more than PostgreSQL's default 100.
+    environment = {"DEVOPS_PREFETCH": "8"}
+    processes = [
+        ServiceProcess(f"services.{name}", environment, tmp_path / f"{name}.log").start() for name in SERVICES
+    ]
+    try:
+        for process in processes:
+            await process.wait_started()
+        yield processes
+    finally:
+        for process in processes:
+            process.terminate()
+
+
+async def test_a_library_goes_from_merge_to_a_published_package(
+    fleet: list[ServiceProcess], source_control_queues: SourceControlSettings, bus: Bus
+) -> None:
+    scenario = Scenario(bus, source_control_queues)
+    ci = CiProvider(scenario, source_control_queues)
+    module = await merge_module(scenario, service=False, module_id=unique("Orders.Client"))
+    generated = await generated_pipeline(scenario, module)
+    assert generated.payload["moduleType"] == "library"
+    started = await first_run(scenario, generated)
+    assert started.payload["reason"] == "ci"
+
+    artifacts = await ci.package_artifacts(module.module_id, "1.0.1")
+    await scenario.send(ci.progress(started.payload, datetime.fromisoformat(started.payload["startedAt"])))
+    await scenario.send(ci.completion(started.payload, artifacts=artifacts))
+    (built,) = await scenario.wait("BuildCompleted", pipelineRunId=started.payload["pipelineRunId"])
+    assert built.payload["status"] == "Succeeded"
+
+    (published,) = await scenario.wait("PackagePublished", buildResultId=built.payload["buildResultId"])
+    assert published.payload["packageId"] == module.module_id
+    assert published.payload["version"] == "1.0.1"
+    assert published.payload["feed"] == "connectsoft/packages"
+    assert published.envelope["causationId"] == built.envelope["eventId"]
+    assert published.envelope["correlationId"] == built.envelope["correlationId"]
+    # The feed really holds the package the CI built.
+    stored = await LocalPackageFeed(PackagingSettings().feed_root).download(
+        "connectsoft/packages", module.module_id, "1.0.1"
+    )
+    assert hashlib.sha256(stored).hexdigest() == artifacts[0].sha256 == published.payload["sha256"]
+    assert scenario.seen("ContainerImageBuilt") == []
+
+
+async def test_a_service_goes_from_merge_to_an_image_that_is_promotable_once_its_scan_passes(
+    fleet: list[ServiceProcess], source_control_queues: SourceControlSettings, bus: Bus
+) -> None:
+    scenario = Scenario(bus, source_control_queues)
+    ci = CiProvider(scenario, source_control_queues)
+    module = await merge_module(scenario, service=True)
+    generated = await generated_pipeline(scenario, module)
+    assert generated.payload["moduleType"] == "service"
+    started = await first_run(scenario, generated)
+    artifacts = await ci.image_artifacts(module.module_id)
+    await scenario.send(ci.completion(started.payload, artifacts=artifacts, version="1.0.1"))
+    (built,) = await scenario.wait("BuildCompleted", pipelineRunId=started.payload["pipelineRunId"])
+
+    (image,) = await scenario.wait("ContainerImageBuilt", buildResultId=built.payload["buildResultId"])
+    manifest, _ = oci_image(module.module_id)
+    digest = f"sha256:{hashlib.sha256(manifest).hexdigest()}"
+    assert image.payload["digest"] == digest
+    assert (image.payload["registry"], image.payload["repositoryName"]) == (
+        "acr.devops.local",
+        module.module_id,
+    )
+    assert image.payload["tag"] == "1.0.1"
+    registry = LocalContainerRegistry(PackagingSettings().registry_root)
+    assert await registry.resolve("acr.devops.local", module.module_id, "1.0.1") == digest
+    assert scenario.seen("PackagePublished") == []
+
+    # A HIGH finding with a fix available fails the policy: not promotable.
+    scanned_at = datetime.fromisoformat(image.payload["builtAt"]) + timedelta(minutes=1)
+    await scenario.send(_scan(image.payload["imageId"], "scan-1", scanned_at, fixed_version="3.0.14"))
+    (failed,) = await scenario.wait("ContainerImageScanned", scanId="scan-1")
+    assert (failed.payload["passed"], failed.payload["promotable"]) == (False, False)
+    assert failed.payload["severityCounts"]["HIGH"] == 1
+    # The rebuilt base image has no fixable finding left: the next scan passes.
+    await scenario.send(
+        _scan(image.payload["imageId"], "scan-2", scanned_at + timedelta(hours=1), fixed_version=None)
+    )
+    (passed,) = await scenario.wait("ContainerImageScanned", scanId="scan-2")
+    assert (passed.payload["passed"], passed.payload["promotable"]) == (True, True)
+
+
+async def test_a_failed_outcome_publishes_nothing(
+    fleet: list[ServiceProcess], source_control_queues: SourceControlSettings, bus: Bus
+) -> None:
+    scenario = Scenario(bus, source_control_queues)
+    ci = CiProvider(scenario, source_control_queues)
+    library = await merge_module(scenario, service=False)
+    service = await merge_module(scenario, service=True)
+    for module in (library, service):
+        started = await first_run(scenario, await generated_pipeline(scenario, module))
+        artifacts = (
+            await ci.package_artifacts(module.module_id, "1.0.1")
+            if module is library
+            else await ci.image_artifacts(module.module_id)
+        )
+        await scenario.send(ci.completion(started.payload, result="Failed", artifacts=artifacts))
+        (built,) = await scenario.wait("BuildCompleted", pipelineRunId=started.payload["pipelineRunId"])
+        assert built.payload["status"] == "Failed"
+    await bus.settled("packaging")
+    assert scenario.seen("PackagePublished") == []
+    assert scenario.seen("ContainerImageBuilt") == []
+    # Packaging heard of both builds: its read model has them, failed.
+    packaging_rows = Scenario(bus, PackagingSettings(), tenant_id=scenario.tenant_id)
+    records = await packaging_rows.rows(
+        "SELECT state->>'status' AS status FROM build_records WHERE tenant_id = $1", scenario.tenant_id
+    )
+    assert [r["status"] for r in records] == ["Failed", "Failed"]
+
+
+def _scan(image_id: str, scan_id: str, at: datetime, *, fixed_version: str | None) -> pk.RecordImageScan:
+    return pk.RecordImageScan(
+        scan_id=scan_id,
+        image_id=image_id,
+        scanner="trivy",
+        scanner_version="0.58.1",
+        findings=[
+            pk.VulnerabilityFinding(
+                vulnerability_id="CVE-2024-5535",
+                package_name="libssl3",
+                installed_version="3.0.13",
+                fixed_version=fixed_version,
+                severity="HIGH",
+            ),
+            pk.VulnerabilityFinding(
+                vulnerability_id="CVE-2024-2511",
+                package_name="openssl",
+                installed_version="3.0.13",
+                fixed_version="3.0.14",
+                severity="LOW",
+            ),
+        ],
+        scanned_at=at,
+        reported_by="trivy-operator",
+    )
