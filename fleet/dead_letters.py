@@ -40,7 +40,11 @@ from shared_kernel.persistence.tables import DEAD_LETTER_STATUSES
 from shared_kernel.settings import ServiceSettings
 
 # The settings class of each service, by the name in fleet.cli.SERVICES.
-SETTINGS_CLASSES = {"source_control": "services.source_control.settings:SourceControlSettings"}
+SETTINGS_CLASSES = {
+    "source_control": "services.source_control.settings:SourceControlSettings",
+    "pipelines": "services.pipelines.settings:PipelinesSettings",
+    "packaging": "services.packaging.settings:PackagingSettings",
+}
 # Fault injection for the crash tests: SIGKILL this process after the N-th confirmed replay copy.
 CRASH_AFTER_CONFIRMS = "DEVOPS_DLQ_CRASH_AFTER_CONFIRMS"
 

@@ -78,7 +78,9 @@ class ServiceSettings(BaseSettings):
     relay_database_url: str = ""
     operator_database_url: str = ""
 
-    prefetch: int = Field(default=32, ge=1, le=1000)
+    # Each in-flight delivery holds a database connection: a service opens prefetch + 2
+    # (consumer) + relay_in_flight_batches + 1 (relay) + 2 (dead letters) connections.
+    prefetch: int = Field(default=16, ge=1, le=1000)
     database_pool_size: int = Field(default=0, ge=0)  # 0: prefetch + 2
     retry_delays: list[str] = ["5s", "30s", "5m"]
     transient_attempts: int = Field(default=3, ge=1)

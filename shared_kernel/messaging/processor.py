@@ -111,9 +111,9 @@ class MessageProcessor:
     async def process(self, body: bytes) -> Disposition:
         try:
             envelope = self._decode(body)
-        except InvalidEnvelope as error:
+        except InvalidEnvelope as error:  # or an ingress adapter's InvalidIngressMessage
             log.warning("invalid envelope", reason=str(error))
-            return _dead("InvalidEnvelope", str(error))
+            return _dead(type(error).__name__, str(error))
         with bound(**envelope.log_context()):
             return await self._process(envelope)
 

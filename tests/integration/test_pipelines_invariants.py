@@ -11,84 +11,29 @@ and its unit tests, and by the unique constraint behind them.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from contracts import pipelines as p
-from contracts import source_control as sc
 from shared_kernel.service import ServiceRuntime
-from tests.support.bus import Bus, Captured
+from tests.support.bus import Bus
 from tests.support.dead_letters import stored_dead_letters
+from tests.support.pipelines_world import (
+    SHA,
+    START,
+    generate_command,
+    generated_definition,
+    provisioned_repository,
+    run_of_a_new_definition,
+    started_run,
+)
 from tests.support.refusals import Rows, inbox_outcome, refuse
 from tests.support.scenario import Scenario, unique
 
 pytestmark = pytest.mark.integration
 
-SHA = "a" * 40
-START = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
-
-
-async def _repository(scenario: Scenario) -> str:
-    repository_id = unique("repo")
-    await scenario.send(
-        sc.RepositoryProvisioned(
-            repository_id=repository_id,
-            tenant_id=scenario.tenant_id,
-            project_id=scenario.project_id,
-            module_id="mod-orders",
-            name=unique("orders"),
-            kind="source",
-            provider="AzureDevOps",
-            remote_url="file:///var/git/orders.git",
-            default_branch="main",
-            visibility="Private",
-            initial_commit_sha=SHA,
-            default_branch_policy=sc.BranchPolicyTerms(),
-            created_at=START,
-            provisioned_by="alice",
-        )
-    )
-    return repository_id
-
-
-def _generate(repository_id: str, **overrides: Any) -> p.GeneratePipeline:
-    fields: dict[str, Any] = {
-        "pipeline_id": unique("pl"),
-        "repository_id": repository_id,
-        "module_id": "mod-orders",
-        "module_type": "library",
-        "definition_path": "azure-pipelines.yml",
-        "template_version": "v1.5.0",
-        "target_feed": "connectsoft/packages",
-        "requested_by": "alice",
-        **overrides,
-    }
-    return p.GeneratePipeline(**fields)
-
-
-async def _definition(scenario: Scenario, repository_id: str, **overrides: Any) -> Captured:
-    command = _generate(repository_id, **overrides)
-    await scenario.send(command)
-    (generated,) = await scenario.wait("PipelineGenerated", pipelineId=command.pipeline_id)
-    return generated
-
-
-async def _run(scenario: Scenario, pipeline_id: str) -> Captured:
-    run_id = unique("run")
-    await scenario.send(
-        p.RunPipeline(
-            pipeline_run_id=run_id,
-            pipeline_id=pipeline_id,
-            branch="main",
-            commit_sha=SHA,
-            requested_by="alice",
-        ),
-        occurred_at=START,
-    )
-    (started,) = await scenario.wait("PipelineRunStarted", pipelineRunId=run_id)
-    return started
 
 
 def _job(stage: str, status: str = "Completed", result: str | None = "Succeeded") -> p.JobStateReport:
@@ -114,9 +59,9 @@ async def scenario(pipelines: ServiceRuntime, bus: Bus) -> Scenario:
 
 
 async def test_the_definition_path_is_unique_per_repository(scenario: Scenario) -> None:
-    repository_id = await _repository(scenario)
-    held = await _definition(scenario, repository_id)
-    other = _generate(repository_id, module_id="mod-invoices")
+    repository_id = await provisioned_repository(scenario)
+    held = await generated_definition(scenario, repository_id)
+    other = generate_command(repository_id, module_id="mod-invoices")
     watch = Rows(
         rows=[("pipeline_definitions", held.payload["pipelineId"])],
         absent=[("pipeline_definitions", other.pipeline_id)],
@@ -125,8 +70,8 @@ async def test_the_definition_path_is_unique_per_repository(scenario: Scenario) 
 
 
 async def test_the_template_version_must_be_a_known_published_one(scenario: Scenario) -> None:
-    repository_id = await _repository(scenario)
-    command = _generate(repository_id, template_version="v9.9.9")
+    repository_id = await provisioned_repository(scenario)
+    command = generate_command(repository_id, template_version="v9.9.9")
     await refuse(
         scenario,
         command,
@@ -136,9 +81,9 @@ async def test_the_template_version_must_be_a_known_published_one(scenario: Scen
 
 
 async def test_a_variable_is_defined_once(scenario: Scenario) -> None:
-    repository_id = await _repository(scenario)
+    repository_id = await provisioned_repository(scenario)
     variables = [p.VariableRequest(name="dotnetVersion", value=v) for v in ("8.0.x", "9.0.x")]
-    command = _generate(repository_id, variables=variables)
+    command = generate_command(repository_id, variables=variables)
     await refuse(
         scenario,
         command,
@@ -148,9 +93,9 @@ async def test_a_variable_is_defined_once(scenario: Scenario) -> None:
 
 
 async def test_regeneration_supersedes_the_prior_definition(scenario: Scenario) -> None:
-    repository_id = await _repository(scenario)
-    first = await _definition(scenario, repository_id)
-    second = await _definition(scenario, repository_id, template_version="v1.4.0")
+    repository_id = await provisioned_repository(scenario)
+    first = await generated_definition(scenario, repository_id)
+    second = await generated_definition(scenario, repository_id, template_version="v1.4.0")
     assert second.payload["supersedes"] == first.payload["pipelineId"]
     (superseded,) = await scenario.wait("PipelineSuperseded", pipelineId=first.payload["pipelineId"])
     assert superseded.payload["supersededByPipelineId"] == second.payload["pipelineId"]
@@ -187,9 +132,9 @@ async def test_a_run_must_reference_an_existing_definition(scenario: Scenario) -
 
 
 async def test_a_report_must_name_jobs_of_the_run_and_each_once(scenario: Scenario) -> None:
-    repository_id = await _repository(scenario)
-    definition = await _definition(scenario, repository_id)
-    started = await _run(scenario, definition.payload["pipelineId"])
+    repository_id = await provisioned_repository(scenario)
+    definition = await generated_definition(scenario, repository_id)
+    started = await started_run(scenario, definition.payload["pipelineId"])
     run_id = started.payload["pipelineRunId"]
     watch = Rows(rows=[("pipeline_runs", run_id)])
     unknown = p.RecordPipelineRunProgress(
@@ -206,16 +151,14 @@ async def test_a_report_must_name_jobs_of_the_run_and_each_once(scenario: Scenar
 
 
 async def test_a_run_cannot_finish_before_it_started(scenario: Scenario) -> None:
-    repository_id = await _repository(scenario)
-    started = await _run(scenario, (await _definition(scenario, repository_id)).payload["pipelineId"])
+    started = await run_of_a_new_definition(scenario)
     run_id = started.payload["pipelineRunId"]
     early = _completion(run_id, finished_at=START - timedelta(minutes=1))
     await refuse(scenario, early, "FinishedBeforeStarted", Rows(rows=[("pipeline_runs", run_id)]))
 
 
 async def test_artifact_names_are_unique_in_a_build(scenario: Scenario) -> None:
-    repository_id = await _repository(scenario)
-    started = await _run(scenario, (await _definition(scenario, repository_id)).payload["pipelineId"])
+    started = await run_of_a_new_definition(scenario)
     run_id = started.payload["pipelineRunId"]
     artifact = p.ArtifactRecord(name="package", uri=f"blob://sha256/{'b' * 64}", sha256="b" * 64, size=1)
     doubled = _completion(run_id, artifacts=[artifact, artifact])
@@ -225,8 +168,7 @@ async def test_artifact_names_are_unique_in_a_build(scenario: Scenario) -> None:
 async def test_the_build_status_is_derived_from_the_jobs_and_a_finished_run_stays_finished(
     scenario: Scenario,
 ) -> None:
-    repository_id = await _repository(scenario)
-    started = await _run(scenario, (await _definition(scenario, repository_id)).payload["pipelineId"])
+    started = await run_of_a_new_definition(scenario)
     run_id = started.payload["pipelineRunId"]
     jobs = [
         _job("Build"),
