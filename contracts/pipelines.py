@@ -161,6 +161,16 @@ class CompletePipelineRun(Payload):
         return self
 
 
+class SettleBuildResult(Payload):
+    """Pipelines' own timer: a finished run whose jobs have not all reported gets its build result now.
+
+    Sent by Pipelines to itself, due ``build_result_settle_timeout`` after a
+    completion that left jobs unreported; the run's result speaks for them.
+    """
+
+    pipeline_run_id: Identifier
+
+
 # Events
 
 
@@ -262,7 +272,13 @@ class BuildCompleted(Event):
     completed_at: AwareDatetime
 
 
-for _command in (GeneratePipeline, RunPipeline, RecordPipelineRunProgress, CompletePipelineRun):
+for _command in (
+    GeneratePipeline,
+    RunPipeline,
+    RecordPipelineRunProgress,
+    CompletePipelineRun,
+    SettleBuildResult,
+):
     registry.command(CONTEXT, _command)
 
 for _event in (

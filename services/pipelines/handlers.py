@@ -17,6 +17,7 @@ repeating it.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import contracts
 from contracts import pipelines as c
@@ -36,6 +37,7 @@ from services.pipelines.domain.values import ModuleType, RunReason
 from services.pipelines.ports import InvalidPipelineSpec, PipelineRenderer, PipelineSpec
 from services.pipelines.settings import PipelinesSettings
 from shared_kernel.blobs import BlobStore
+from shared_kernel.durations import parse_duration
 from shared_kernel.envelope import Envelope
 from shared_kernel.ids import deterministic_id
 from shared_kernel.logging import get_logger
@@ -91,6 +93,7 @@ class PipelinesHandlers:
         registry.add(c.RunPipeline, self.run_pipeline)
         registry.add(c.RecordPipelineRunProgress, self.record_progress)
         registry.add(c.CompletePipelineRun, self.complete_run)
+        registry.add(c.SettleBuildResult, self.settle_build_result)
         registry.add(sc.RepositoryProvisioned, self.on_repository_provisioned)
         registry.add(sc.CommitCreated, self.on_commit_created)
         registry.add(sc.PullRequestMerged, self.on_pull_request_merged)
@@ -256,6 +259,20 @@ class PipelinesHandlers:
             by=command.reported_by,
         )
         await self._record_build_result_when_settled(uow, run, by=command.reported_by)
+        if not run.awaits_build_result:
+            # Some jobs have not reported: wait for them, but not for ever.
+            timeout = timedelta(seconds=parse_duration(self._settings.build_result_settle_timeout))
+            settle = c.SettleBuildResult(pipeline_run_id=run.pipeline_run_id)
+            uow.send(settle, due_at=message.received_at + timeout)
+
+    async def settle_build_result(self, message: Message[c.SettleBuildResult]) -> None:
+        uow = message.uow
+        run = await _run(uow, message.payload.pipeline_run_id)
+        if run.awaits_build_result:
+            return  # every job reported in time: the build result is recorded already
+        run.settle(at=message.envelope.occurred_at)
+        uow.changed(run)
+        await self._record_build_result_when_settled(uow, run, by=self._settings.identity)
 
     # -- the work ---------------------------------------------------------------------
 

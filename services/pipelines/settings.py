@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import ClassVar, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import SettingsConfigDict
 
+from shared_kernel.durations import parse_duration
 from shared_kernel.settings import ServiceSettings
 
 
@@ -29,6 +30,16 @@ class PipelinesSettings(ServiceSettings):
     identity: str = Field(default="svc-pipelines", min_length=1)
     # major.minor: build numbers <prefix>.<n> are the built semantic versions.
     version_prefix: str = Field(default="1.0", pattern=r"^\d+\.\d+$")
+
+    # How long a finished run waits for its jobs' last reports before its build result is
+    # recorded without them (Azure sends no job event for a skipped stage; hooks get lost).
+    build_result_settle_timeout: str = "10m"
+
+    @field_validator("build_result_settle_timeout")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
 
     @model_validator(mode="after")
     def _pinned_version_is_known(self) -> Self:

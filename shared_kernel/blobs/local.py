@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 from shared_kernel.blobs.port import (
@@ -25,8 +24,7 @@ from shared_kernel.blobs.port import (
     blob_uri,
     sha256_of_uri,
 )
-
-_CHUNK = 1 << 20
+from shared_kernel.durable_files import hashes_to, staged, sync_directory
 
 
 class LocalBlobStore:
@@ -60,44 +58,19 @@ class LocalBlobStore:
 
 
 def _store(path: Path, staging: Path, data: bytes, digest: str) -> None:
-    if _intact(path, digest):
+    if hashes_to(path, digest):
         return
     path.parent.mkdir(parents=True, exist_ok=True)
-    staging.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=staging, prefix=f"{digest[:16]}.")
+    temporary = str(staged(staging, data, prefix=f"{digest[:16]}."))
     try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, 0o444)
         try:
             os.link(temporary, path)
         except FileExistsError:
             # Another writer published first, or a damaged file sits at the address.
-            if not _intact(path, digest):
+            if not hashes_to(path, digest):
                 os.replace(temporary, path)
                 temporary = ""
-        _sync_directory(path.parent)
+        sync_directory(path.parent)
     finally:
         if temporary:
             os.unlink(temporary)
-
-
-def _intact(path: Path, digest: str) -> bool:
-    try:
-        with path.open("rb") as file:
-            hasher = hashlib.sha256()
-            while chunk := file.read(_CHUNK):
-                hasher.update(chunk)
-    except FileNotFoundError:
-        return False
-    return hasher.hexdigest() == digest
-
-
-def _sync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

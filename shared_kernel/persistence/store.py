@@ -14,7 +14,20 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 import asyncpg
-from sqlalchemy import CTE, Insert, MetaData, Table, Text, bindparam, cast, func, literal_column, select, true
+from sqlalchemy import (
+    CTE,
+    Insert,
+    MetaData,
+    Table,
+    Text,
+    Update,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    select,
+    true,
+)
 from sqlalchemy.dialects.postgresql import ARRAY, BYTEA, JSONB, insert
 
 from shared_kernel.domain import AggregateRoot, RuleViolation
@@ -63,13 +76,21 @@ class AggregateMapping:
 
     @cached_property
     def insert_statement(self) -> Compiled:
-        saved = self.table.insert().values({c: bindparam(c) for c in self._row_columns})
-        return compile_statement(_with_events(saved.returning(literal_column("1")).cte("saved")))
+        return compile_statement(_with_events(self._saved_insert.returning(literal_column("1")).cte("saved")))
 
     @cached_property
     def update_statement(self) -> Compiled:
+        return compile_statement(_with_events(self._saved_update.returning(literal_column("1")).cte("saved")))
+
+    @cached_property
+    def _saved_insert(self) -> Insert:
+        return self.table.insert().values({c: bindparam(c) for c in self._row_columns})
+
+    @cached_property
+    def _saved_update(self) -> Update:
+        """The update of the row, only if it is still at the version that was loaded."""
         table = self.table
-        saved = (
+        return (
             table.update()
             .where(
                 table.c.tenant_id == bindparam("tenant_id"),
@@ -78,28 +99,16 @@ class AggregateMapping:
             )
             .values({c: bindparam(c) for c in self._row_columns if c not in _IMMUTABLE})
         )
-        return compile_statement(_with_events(saved.returning(literal_column("1")).cte("saved")))
 
     @cached_property
     def insert_only_statement(self) -> Compiled:
         """The insert of an aggregate saved without events (a read model)."""
-        saved = self.table.insert().values({c: bindparam(c) for c in self._row_columns})
-        return compile_statement(saved.returning(literal_column("1")))
+        return compile_statement(self._saved_insert.returning(literal_column("1")))
 
     @cached_property
     def update_only_statement(self) -> Compiled:
         """The update of an aggregate saved without events (a read model)."""
-        table = self.table
-        saved = (
-            table.update()
-            .where(
-                table.c.tenant_id == bindparam("tenant_id"),
-                table.c.id == bindparam("id"),
-                table.c.version == bindparam("expected_version"),
-            )
-            .values({c: bindparam(c) for c in self._row_columns if c not in _IMMUTABLE})
-        )
-        return compile_statement(saved.returning(literal_column("1")))
+        return compile_statement(self._saved_update.returning(literal_column("1")))
 
     def select_statement(self, where: tuple[str, ...], *, limit: bool) -> Compiled:
         return _select_statement(self, where, limit)

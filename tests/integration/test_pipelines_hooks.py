@@ -14,9 +14,12 @@ import orjson
 import pytest
 
 from contracts.registry import INGRESS_EXCHANGE
+from services.pipelines.app import DEFINITION as PIPELINES
+from services.pipelines.settings import PipelinesSettings
 from shared_kernel.service import ServiceRuntime
 from tests.support.bus import Bus, Captured
 from tests.support.dead_letters import stored_dead_letters
+from tests.support.fleet import start_in_process
 from tests.support.pipelines_world import START, run_of_a_new_definition
 from tests.support.scenario import Scenario
 
@@ -117,3 +120,26 @@ async def test_a_hook_for_a_run_the_platform_did_not_queue_is_dead_lettered_with
     assert letter.headers["x-exception-type"] == "InvalidIngressMessage"
     assert "devopsTenantId" in letter.headers["x-exception-message"]
     assert scenario.seen("PipelineRunCompleted", pipelineRunId=started.payload["pipelineRunId"]) == []
+
+
+async def test_a_run_whose_job_hooks_never_come_gets_its_build_result_after_the_settle_timeout(
+    pipelines_queues: PipelinesSettings, bus: Bus
+) -> None:
+    runtime = await start_in_process(PIPELINES, PipelinesSettings(build_result_settle_timeout="1s"))
+    try:
+        scenario = Scenario(bus, runtime.settings)
+        started = await run_of_a_new_definition(scenario)
+        run_id = started.payload["pipelineRunId"]
+        stages = [stage["name"] for stage in started.payload["stageRuns"]]
+        # One job reports; the others never do (skipped stages, lost hooks).
+        await deliver(bus, job_state_changed(scenario, started, stages[0], minutes=3))
+        await deliver(bus, build_complete(scenario, started, minutes=30, result="failed"))
+        await scenario.wait("PipelineRunCompleted", pipelineRunId=run_id)
+        assert scenario.seen("BuildCompleted", pipelineRunId=run_id) == []
+        (built,) = await scenario.wait("BuildCompleted", pipelineRunId=run_id, timeout=20)
+        assert built.payload["status"] == "Failed"  # the run's result speaks for the silent jobs
+        state = await scenario.state_of("pipeline_runs", run_id)
+        assert state is not None
+        assert state["state"]["settledAt"] is not None
+    finally:
+        await runtime.stop()

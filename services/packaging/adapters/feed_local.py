@@ -41,6 +41,7 @@ from services.packaging.ports import (
     PublishedPackage,
 )
 from shared_kernel.domain import InvalidValue
+from shared_kernel.durable_files import hashes_to, sync_directory
 
 # A nuspec is a few kilobytes; anything far larger is not one (and is not read into memory).
 MAX_NUSPEC_BYTES = 1 << 20
@@ -137,7 +138,7 @@ class LocalPackageFeed:
                     raise
                 # Another publisher's directory won the rename: compare with it below.
             else:
-                _sync_directory(path.parent.parent)
+                sync_directory(path.parent.parent)
                 return published
         self._keep_existing(path, content, digest)
         return published
@@ -149,7 +150,7 @@ class LocalPackageFeed:
         staging = Path(tempfile.mkdtemp(dir=staging_root, prefix=f"{digest[:16]}."))
         _write(staging / name, content)
         _write(staging / f"{name}.sha256", digest.encode())
-        _sync_directory(staging)
+        sync_directory(staging)
         return staging
 
     def _keep_existing(self, path: Path, content: bytes, digest: str) -> None:
@@ -159,14 +160,14 @@ class LocalPackageFeed:
             raise PackageVersionExists(
                 f"{path.name} is already in the feed with sha256 {recorded}; this package's is {digest}"
             )
-        if not _hashes_to(path, digest):
+        if not hashes_to(path, digest):
             handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".repair.")
             with os.fdopen(handle, "wb") as file:
                 file.write(content)
                 file.flush()
                 os.fsync(file.fileno())
             os.replace(temporary, path)
-            _sync_directory(path.parent)
+            sync_directory(path.parent)
 
     def _download(self, feed: str, package_id: str, version: str) -> bytes:
         path = self.path_of(feed, package_id, version)
@@ -272,11 +273,6 @@ def _recorded_sha256(path: Path) -> str:
         raise PackageCorrupted(f"{path.parent} has no recorded sha256") from None
 
 
-def _hashes_to(path: Path, digest: str) -> bool:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest() == digest
-    except FileNotFoundError:
-        return False
 
 
 def _write(path: Path, data: bytes) -> None:
@@ -284,11 +280,3 @@ def _write(path: Path, data: bytes) -> None:
         file.write(data)
         file.flush()
         os.fsync(file.fileno())
-
-
-def _sync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -28,7 +28,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -48,9 +47,9 @@ from services.packaging.ports import (
     TagConflict,
 )
 from shared_kernel.domain import InvalidValue
+from shared_kernel.durable_files import hashes_to, staged, sync_directory
 
 _DIGEST = re.compile(r"sha256:([0-9a-f]{64})")
-_CHUNK = 1 << 20
 
 
 def parse_manifest(manifest: bytes) -> tuple[str, Descriptor, tuple[Descriptor, ...]]:
@@ -177,7 +176,7 @@ def _checked_blobs(
         data = given.get(descriptor.digest)
         if data is None:
             stored = _blob_path(base, hex_digest)
-            if not _intact(stored, hex_digest):
+            if not hashes_to(stored, hex_digest):
                 raise MissingLayer(f"blob {descriptor.digest} ({descriptor.media_type}) was not given")
             size = stored.stat().st_size
         else:
@@ -238,9 +237,9 @@ def _read_verified(path: Path, hex_digest: str) -> bytes:
 
 def _store_blob(path: Path, staging: Path, data: bytes, hex_digest: str) -> None:
     """Publish ``data`` at its address once; a damaged file there is replaced by the right bytes."""
-    if _intact(path, hex_digest):
+    if hashes_to(path, hex_digest):
         return
-    temporary = _staged(staging, data)
+    temporary = staged(staging, data)
     moved = False
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -248,10 +247,10 @@ def _store_blob(path: Path, staging: Path, data: bytes, hex_digest: str) -> None
             os.link(temporary, path)
         except FileExistsError:
             # Another writer published first, or a damaged file sits at the address.
-            if not _intact(path, hex_digest):
+            if not hashes_to(path, hex_digest):
                 os.replace(temporary, path)
                 moved = True
-        _sync_directory(path.parent)
+        sync_directory(path.parent)
     finally:
         if not moved:
             temporary.unlink()
@@ -260,44 +259,14 @@ def _store_blob(path: Path, staging: Path, data: bytes, hex_digest: str) -> None
 def _create_if_absent(path: Path, staging: Path, data: bytes) -> bool:
     """Write ``path`` with ``data`` unless it exists; True if this call created it. Atomic: hard links
     never replace, so of concurrent callers exactly one creates the file and the rest see it whole."""
-    temporary = _staged(staging, data)
+    temporary = staged(staging, data)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.link(temporary, path)
         except FileExistsError:
             return False
-        _sync_directory(path.parent)
+        sync_directory(path.parent)
         return True
     finally:
         temporary.unlink()
-
-
-def _staged(staging: Path, data: bytes) -> Path:
-    staging.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=staging)
-    with os.fdopen(handle, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    os.chmod(name, 0o444)
-    return Path(name)
-
-
-def _intact(path: Path, hex_digest: str) -> bool:
-    try:
-        with path.open("rb") as file:
-            hasher = hashlib.sha256()
-            while chunk := file.read(_CHUNK):
-                hasher.update(chunk)
-    except FileNotFoundError:
-        return False
-    return hasher.hexdigest() == hex_digest
-
-
-def _sync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)

@@ -34,9 +34,14 @@ class BuildStatus(StrEnum):
     CANCELED = "Canceled"
 
 
-def derive_build_status(jobs: Iterable[JobRun]) -> BuildStatus:
-    """Any failed job fails the build; else any canceled (or unfinished) job cancels it."""
-    results = [job.result if job.status is ItemStatus.COMPLETED else JobResult.CANCELED for job in jobs]
+def derive_build_status(jobs: Iterable[JobRun], unreported: JobResult = JobResult.CANCELED) -> BuildStatus:
+    """Any failed job fails the build; else any canceled job cancels it.
+
+    A job with no final report counts as ``unreported``: canceled while the
+    run waits for it; the run's own result once the provider's word is all
+    there will be (see ``PipelineRun.settle``).
+    """
+    results = [job.result if job.status is ItemStatus.COMPLETED else unreported for job in jobs]
     if JobResult.FAILED in results:
         return BuildStatus.FAILED
     if JobResult.CANCELED in results or None in results:
@@ -101,7 +106,7 @@ class BuildResult(AggregateRoot):
             repository_id=run.repository_id,
             commit_sha=run.commit_sha,
             branch=run.branch,
-            status=derive_build_status(run.jobs),
+            status=derive_build_status(run.jobs, unreported=run.unreported_jobs_count_as),
             build_version=outcome.version,
             target_feed=target_feed,
             tests=outcome.tests,

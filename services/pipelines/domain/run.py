@@ -30,6 +30,7 @@ from services.pipelines.domain.errors import (
     PipelineDefinitionNotFound,
     PipelineDefinitionSuperseded,
     RunAlreadyFinished,
+    RunNotFinished,
     UnknownJob,
 )
 from services.pipelines.domain.outcome import RunOutcome
@@ -159,6 +160,9 @@ class PipelineRun(AggregateRoot):
     finished_at: datetime | None = None
     stage_runs: list[StageRun]
     outcome: RunOutcome | None = None
+    # Set when the provider's reports of some jobs never came: the build result was
+    # recorded without them, taking the run's result for theirs.
+    settled_at: datetime | None = None
 
     @model_validator(mode="after")
     def _finished_only_when_terminal(self) -> Self:
@@ -216,12 +220,31 @@ class PipelineRun(AggregateRoot):
         return [job for stage in self.stage_runs for job in stage.jobs]
 
     @property
+    def unreported_jobs_count_as(self) -> JobResult:
+        """What a job without a final report counts as for the build status (see ``settle``)."""
+        if self.settled_at is None or self.status is RunStatus.CANCELED:
+            return JobResult.CANCELED
+        return JobResult.SUCCEEDED if self.status is RunStatus.SUCCEEDED else JobResult.FAILED
+
+    def settle(self, *, at: datetime) -> None:
+        """Stop waiting for job reports that have not come: the run's result speaks for those jobs.
+
+        Azure DevOps may send no job event for a stage it skipped, and a hook
+        can be lost; a finished run does not wait for ever for its build result.
+        """
+        if not self.is_finished or self.outcome is None:
+            raise RunNotFinished(self.pipeline_run_id, self.status)
+        if self.awaits_build_result:
+            return
+        self.settled_at = at
+
+    @property
     def awaits_build_result(self) -> bool:
         """Finished with its outcome reported, and every job settled (or the run canceled)."""
         if not self.is_finished or self.outcome is None:
             return False
         settled = all(job.status is ItemStatus.COMPLETED for job in self.jobs)
-        return settled or self.status is RunStatus.CANCELED
+        return settled or self.status is RunStatus.CANCELED or self.settled_at is not None
 
     def record_progress(self, reports: Sequence[JobReport], *, at: datetime, by: str) -> None:
         """Apply the job states reported at ``at``; a job keeps a more recent report it has.

@@ -2,20 +2,24 @@
 
 The tables are spelled out as they were at this revision, not taken from
 the live metadata: later revisions change them, and a fresh database must
-pass through the same steps as an upgraded one.
+pass through the same steps as an upgraded one. (An aggregate table's common
+columns come from ``create_aggregate_table``, which never changes.)
 
 Revision ID: 0001
 Revises:
 Create Date: 2026-11-27
 """
 
-from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
-from shared_kernel.persistence.migration_ops import grant_service_access, isolate_tenants
+from shared_kernel.persistence.migration_ops import (
+    create_aggregate_table,
+    grant_service_access,
+    isolate_tenants,
+)
 
 revision = "0001"
 down_revision = None
@@ -24,24 +28,6 @@ depends_on = None
 
 AGGREGATE_TABLES = ("repositories", "branches", "commits", "pull_requests")
 _TABLES = (*AGGREGATE_TABLES, "inbox", "outbox")
-
-
-def _aggregate_table(name: str, *extra: Any) -> None:
-    """An aggregate table as shared_kernel.persistence.tables.aggregate_table made it."""
-    op.create_table(
-        name,
-        sa.Column("tenant_id", sa.Text(), nullable=False),
-        sa.Column("id", sa.Text(), nullable=False),
-        sa.Column("project_id", sa.Text(), nullable=True),
-        *extra,
-        sa.Column("state", JSONB(), nullable=False),
-        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("created_by", sa.Text(), nullable=False),
-        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-        sa.Column("updated_by", sa.Text(), nullable=False),
-        sa.Column("version", sa.Integer(), nullable=False),
-        sa.PrimaryKeyConstraint("tenant_id", "id", name=f"pk_{name}"),
-    )
 
 
 def upgrade() -> None:
@@ -67,14 +53,14 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()),
     )
     op.create_index("ix_outbox_due_at", "outbox", ["due_at"])
-    _aggregate_table(
+    create_aggregate_table(
         "repositories",
         sa.Column("name", sa.Text(), nullable=False),
         sa.Column("module_id", sa.Text(), nullable=True),
         sa.Column("kind", sa.Text(), nullable=False),
         sa.UniqueConstraint("tenant_id", "project_id", "name", name="uq_repositories_project_name"),
     )
-    _aggregate_table(
+    create_aggregate_table(
         "branches",
         sa.Column("repository_id", sa.Text(), nullable=False),
         sa.Column("name", sa.Text(), nullable=False),
@@ -87,7 +73,7 @@ def upgrade() -> None:
         unique=True,
         postgresql_where=sa.text("status = 'Active'"),
     )
-    _aggregate_table(
+    create_aggregate_table(
         "commits",
         sa.Column("repository_id", sa.Text(), nullable=False),
         sa.Column("sha", sa.Text(), nullable=False),
@@ -95,7 +81,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("tenant_id", "repository_id", "sha", name="uq_commits_repository_sha"),
     )
     op.create_index("ix_commits_artifact", "commits", ["tenant_id", "artifact_id"])
-    _aggregate_table(
+    create_aggregate_table(
         "pull_requests",
         sa.Column("repository_id", sa.Text(), nullable=False),
         sa.Column("number", sa.Integer(), nullable=False),
