@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
+from jsonschema import Draft7Validator
 
 from contracts import pipelines as p
 from contracts import source_control as c
@@ -19,6 +20,7 @@ from tests.support.bus import Bus
 from tests.support.ci import CiProvider
 from tests.support.delivery import approve_and_merge, first_run, generated_pipeline, merge_module
 from tests.support.scenario import Scenario, unique
+from tests.support.schemas import published_schema
 
 pytestmark = pytest.mark.integration
 
@@ -45,6 +47,11 @@ async def test_a_merge_generates_and_commits_the_definition_whose_commit_starts_
     blob = _git_file(source_control, scenario, module.repository_id, sha, "azure-pipelines.yml")
     document = yaml.safe_load(blob)
     assert document["resources"]["repositories"][0]["name"] == "ConnectSoft/ConnectSoft.AzurePipelines"
+    assert document["resources"]["repositories"][0]["ref"] == "refs/tags/v1.5.0"
+    # What landed in Git is valid Azure Pipelines YAML by Microsoft's schema (which types scalars as strings).
+    validator = Draft7Validator(published_schema("azure-pipelines.schema.json"))
+    errors = [e.message[:200] for e in validator.iter_errors(yaml.load(blob, Loader=yaml.BaseLoader))]
+    assert errors == []
     assert [stage["stage"] for stage in document["stages"]] == ["Build", "Test", "Pack", "Push"]
 
     started = await first_run(scenario, generated)
