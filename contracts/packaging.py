@@ -81,6 +81,19 @@ class ScanPolicyRecord(Event):
 # Commands
 
 
+class PublishBuildOutput(Payload):
+    """Publish what a successful build produced: a library's packages, a service's image.
+
+    Packaging sends it to itself on a successful BuildCompleted, after keeping
+    the build in its read model, so a publication that is refused (its rule
+    named in CommandRejected) never costs the record of the build. Sent again
+    (by an operator, after fixing an artifact) it publishes what is still
+    missing; what is published already is acknowledged as stale.
+    """
+
+    build_result_id: Identifier
+
+
 class PublishPackage(Payload):
     """Publish a successful library build's package version to a feed.
 
@@ -174,7 +187,7 @@ class ContainerImageScanned(_ImageEvent):
     promotable: bool
 
 
-for _command in (PublishPackage, RecordImageScan):
+for _command in (PublishBuildOutput, PublishPackage, RecordImageScan):
     registry.command(CONTEXT, _command)
 
 for _event in (PackagePublished, ContainerImageBuilt, ContainerImageScanned):

@@ -86,12 +86,19 @@ class StageRunRecord(Event):
 
 
 class ArtifactRecord(Payload):
-    """An artifact a build produced, stored in a blob."""
+    """An artifact a build produced, stored in the blob store: ``uri`` is ``blob://sha256/<sha256>``."""
 
     name: Identifier
     uri: BlobReference
     sha256: Sha256 = Field(pattern=SHA256_PATTERN)
     size: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _uri_names_the_content(self) -> ArtifactRecord:
+        # Content-addressed: the reference is the digest, so a reader can check what it gets.
+        if self.uri != f"blob://sha256/{self.sha256}":
+            raise ValueError(f"uri must be blob://sha256/{self.sha256} (the artifact's sha256), got {self.uri}")
+        return self
 
 
 # Commands

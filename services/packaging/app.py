@@ -18,8 +18,9 @@ def build_handlers(settings: PackagingSettings) -> HandlerRegistry:
     return PackagingHandlers(
         settings,
         LocalBlobStore(settings.blob_root),
-        LocalPackageFeed(settings.feed_root),
-        LocalContainerRegistry(settings.registry_root),
+        # Each tenant's feeds and registries apart, as each organisation has its own.
+        feeds=lambda tenant_id: LocalPackageFeed(settings.feed_root / tenant_id),
+        registries=lambda tenant_id: LocalContainerRegistry(settings.registry_root / tenant_id),
     ).registry()
 
 

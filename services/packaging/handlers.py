@@ -1,10 +1,12 @@
 """Packaging handlers: build outcomes become published packages and recorded images.
 
 Packaging learns of builds from Pipelines' BuildCompleted and keeps them as
-its own read model (BuildRecord). A successful library build publishes its
-NuGet packages to the build's target feed (PackagePublished); a successful
-service build pushes its image to the target registry (ContainerImageBuilt).
-A failed or canceled build is recorded and publishes nothing. The scanner's
+its own read model (BuildRecord); for a successful build it then sends itself
+PublishBuildOutput, so that the build stays known whatever happens to the
+publication. A successful library build publishes its NuGet packages to the
+build's target feed (PackagePublished); a successful service build pushes its
+image to the target registry (ContainerImageBuilt). A failed or canceled build
+is recorded and publishes nothing. Feeds and registries are kept per tenant. The scanner's
 reports judge an image against the scan policy (ContainerImageScanned), which
 is how Release knows, from events alone, whether the image may be promoted.
 
@@ -16,6 +18,7 @@ a redelivered message that finds its work half done completes it.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 
 import orjson
 
@@ -62,12 +65,17 @@ class ArtifactUnusable(RuleViolation):
 
 class PackagingHandlers:
     def __init__(
-        self, settings: PackagingSettings, blobs: BlobStore, feed: PackageFeed, registry: ContainerRegistry
+        self,
+        settings: PackagingSettings,
+        blobs: BlobStore,
+        feeds: Callable[[str], PackageFeed],
+        registries: Callable[[str], ContainerRegistry],
     ) -> None:
+        """``feeds`` and ``registries`` give a tenant's own feeds and registries."""
         self._settings = settings
         self._blobs = blobs
-        self._feed = feed
-        self._registry = registry
+        self._feeds = feeds
+        self._registries = registries
         self._policy = ScanPolicy(
             blocked_severities=frozenset(settings.scan_blocked_severities),
             only_with_fix_available=settings.scan_only_with_fix_available,
@@ -76,6 +84,7 @@ class PackagingHandlers:
     def registry(self) -> HandlerRegistry:
         registry = HandlerRegistry(contracts.registry)
         registry.add(pipelines_events.BuildCompleted, self.on_build_completed)
+        registry.add(c.PublishBuildOutput, self.publish_build_output)
         registry.add(c.PublishPackage, self.publish_package)
         registry.add(c.RecordImageScan, self.record_image_scan)
         return registry
@@ -104,31 +113,21 @@ class PackagingHandlers:
             by=message.envelope.source,
         )
         uow.add(build)
-        if build.status is not BuildStatus.SUCCEEDED:
-            log.info("build did not succeed; nothing to publish", build_status=str(build.status))
-            return
-        if build.module_type is ModuleType.LIBRARY:
-            packages = build.package_artifacts()
-            if not packages:
-                raise errors.PackageArtifactMissing(
-                    build.build_result_id, "<id>.<version>.nupkg", [a.name for a in build.artifacts]
-                )
-            for artifact in packages:
-                content, package = await self._package(artifact)
-                await self._publish(
-                    uow,
-                    message.envelope,
-                    publication_id=deterministic_id("pub", build.build_result_id, package.package_id.key),
-                    build=build,
-                    feed=build.package_feed(),
-                    content=content,
-                    package=package,
-                    by=self._settings.identity,
-                )
+        if build.status is BuildStatus.SUCCEEDED:
+            uow.send(c.PublishBuildOutput(build_result_id=build.build_result_id))
         else:
-            await self._record_image(uow, message.envelope, build)
+            log.info("build did not succeed; nothing to publish", build_status=str(build.status))
 
     # -- commands ---------------------------------------------------------------------
+
+    async def publish_build_output(self, message: Message[c.PublishBuildOutput]) -> None:
+        build_result_id, uow = message.payload.build_result_id, message.uow
+        build = BuildRecord.require(await uow.get(BuildRecord, build_result_id), build_result_id)
+        build.ensure_succeeded()
+        if build.module_type is ModuleType.LIBRARY:
+            await self._publish_packages(uow, message.envelope, build)
+        else:
+            await self._record_image(uow, message.envelope, build)
 
     async def publish_package(self, message: Message[c.PublishPackage]) -> None:
         command, uow = message.payload, message.uow
@@ -136,20 +135,21 @@ class PackagingHandlers:
         known = await uow.get(BuildRecord, command.build_result_id)
         build = BuildRecord.require(known, command.build_result_id)
         artifact = build.package_artifact(command.package_id, command.version)
-        content, package = await self._package(artifact)
+        content, package = await self._package(artifact, build.tenant_id)
         package.ensure_is(command.package_id, command.version)
         if publication is not None:
             publication.republish(package, feed=command.feed)  # stale, or refused: versions are immutable
-        await self._publish(
+        decided = await self._decide_publication(
             uow,
             message.envelope,
             publication_id=command.publication_id,
             build=build,
             feed=FeedReference(command.feed),
-            content=content,
             package=package,
             by=command.requested_by,
         )
+        await self._write_to_feeds(message.envelope.tenant_id, [(decided, content)])
+        uow.add(decided)
 
     async def record_image_scan(self, message: Message[c.RecordImageScan]) -> None:
         command = message.payload
@@ -172,11 +172,11 @@ class PackagingHandlers:
         except BlobNotFound as missing:
             raise ArtifactNotStored(uri) from missing
 
-    async def _package(self, artifact: BuildArtifact) -> tuple[bytes, PackageContent]:
+    async def _package(self, artifact: BuildArtifact, tenant_id: str) -> tuple[bytes, PackageContent]:
         """The package file of ``artifact`` and what its nuspec declares."""
         content = await self._artifact(artifact.uri)
         try:
-            manifest = await self._feed.inspect(content)
+            manifest = await self._feeds(tenant_id).inspect(content)
         except InvalidPackage as invalid:
             raise ArtifactUnusable(artifact.name, str(invalid)) from invalid
         return content, PackageContent(
@@ -189,7 +189,30 @@ class PackagingHandlers:
             ),
         )
 
-    async def _publish(
+    async def _publish_packages(self, uow: UnitOfWork, envelope: Envelope, build: BuildRecord) -> None:
+        """Publish every package of a library build: all are checked before any is written."""
+        artifacts = build.package_artifacts()
+        if not artifacts:
+            names = [artifact.name for artifact in build.artifacts]
+            raise errors.PackageArtifactMissing(build.build_result_id, "<id>.<version>.nupkg", names)
+        decided: list[tuple[PackagePublication, bytes]] = []
+        for artifact in artifacts:
+            content, package = await self._package(artifact, build.tenant_id)
+            publication = await self._decide_publication(
+                uow,
+                envelope,
+                publication_id=deterministic_id("pub", build.build_result_id, package.package_id.key),
+                build=build,
+                feed=build.package_feed(),
+                package=package,
+                by=self._settings.identity,
+            )
+            decided.append((publication, content))
+        await self._write_to_feeds(envelope.tenant_id, decided)
+        for publication, _ in decided:
+            uow.add(publication)
+
+    async def _decide_publication(
         self,
         uow: UnitOfWork,
         envelope: Envelope,
@@ -197,17 +220,17 @@ class PackagingHandlers:
         publication_id: str,
         build: BuildRecord,
         feed: FeedReference,
-        content: bytes,
         package: PackageContent,
         by: str,
-    ) -> None:
+    ) -> PackagePublication:
+        """The publication the domain allows, not yet written anywhere."""
         existing = await uow.find(
             PackagePublication,
             package_key=package.package_id.key,
             version_key=package.version.key,
             feed_key=feed.key,
         )
-        publication = PackagePublication.publish(
+        return PackagePublication.publish(
             publication_id=publication_id,
             build_result_id=build.build_result_id,
             build=build,
@@ -217,12 +240,20 @@ class PackagingHandlers:
             at=envelope.occurred_at,
             by=by,
         )
-        try:
-            await self._feed.publish(feed, package.package_id, package.version, content)
-        except PackageVersionExists as taken:
-            # The feed holds other bytes under this version that no publication here accounts for.
-            raise errors.PackageVersionTakenInFeed(package.package_id, package.version, feed) from taken
-        uow.add(publication)
+
+    async def _write_to_feeds(self, tenant_id: str, decided: list[tuple[PackagePublication, bytes]]) -> None:
+        """Put the packages in the tenant's feeds (the same bytes again are a no-op)."""
+        feeds = self._feeds(tenant_id)
+        for publication, content in decided:
+            try:
+                await feeds.publish(
+                    publication.feed, publication.package_id, publication.package_version, content
+                )
+            except PackageVersionExists as taken:
+                # The feed holds other bytes under this version that no publication here accounts for.
+                raise errors.PackageVersionTakenInFeed(
+                    publication.package_id, publication.package_version, publication.feed
+                ) from taken
 
     async def _record_image(self, uow: UnitOfWork, envelope: Envelope, build: BuildRecord) -> None:
         artifact = next((a for a in build.artifacts if a.name == self._settings.image_artifact), None)
@@ -256,14 +287,16 @@ class PackagingHandlers:
             digest: await self._artifact(blob_uri(digest.removeprefix("sha256:")))
             for digest in (config_digest, *(layer.digest for layer in layers))
         }
+        registries = self._registries(envelope.tenant_id)
         try:
-            pushed = await self._registry.push(registry, repository, tag, manifest, blobs)
+            pushed = await registries.push(registry, repository, tag, manifest, blobs)
         except TagConflict as conflict:
-            bound = await self._registry.resolve(registry, repository, tag) or "another digest"
+            bound = await registries.resolve(registry, repository, tag) or "another digest"
             raise errors.TagBoundToOtherDigest(registry, repository, tag, bound, digest) from conflict
         except (InvalidManifest, LayerDigestMismatch, MissingLayer) as invalid:
             raise ArtifactUnusable(artifact.name, str(invalid)) from invalid
-        assert pushed.digest == digest, "the registry computes a manifest's digest as OCI defines it"
+        if pushed.digest != digest:
+            raise RuntimeError(f"the registry stored the manifest as {pushed.digest}, not {digest}")
         uow.add(image)
 
 

@@ -75,10 +75,12 @@ async def test_a_library_goes_from_merge_to_a_published_package(
     assert published.payload["packageId"] == module.module_id
     assert published.payload["version"] == "1.0.1"
     assert published.payload["feed"] == "connectsoft/packages"
-    assert published.envelope["causationId"] == built.envelope["eventId"]
+    # Caused by Packaging's own PublishBuildOutput, in the conversation of the CI report.
+    assert published.envelope["causationId"].startswith("cmd-")
+    assert published.envelope["traceId"] == built.envelope["traceId"]
     assert published.envelope["correlationId"] == built.envelope["correlationId"]
     # The feed really holds the package the CI built.
-    stored = await LocalPackageFeed(PackagingSettings().feed_root).download(
+    stored = await LocalPackageFeed(PackagingSettings().feed_root / scenario.tenant_id).download(
         "connectsoft/packages", module.module_id, "1.0.1"
     )
     assert hashlib.sha256(stored).hexdigest() == artifacts[0].sha256 == published.payload["sha256"]
@@ -107,7 +109,7 @@ async def test_a_service_goes_from_merge_to_an_image_that_is_promotable_once_its
         module.module_id,
     )
     assert image.payload["tag"] == "1.0.1"
-    registry = LocalContainerRegistry(PackagingSettings().registry_root)
+    registry = LocalContainerRegistry(PackagingSettings().registry_root / scenario.tenant_id)
     assert await registry.resolve("acr.devops.local", module.module_id, "1.0.1") == digest
     assert scenario.seen("PackagePublished") == []
 

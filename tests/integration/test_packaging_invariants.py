@@ -2,9 +2,10 @@
 through the broker against Packaging alone.
 
 Pipelines' part is played by the test: it stores a build's artifacts in the
-blob store and publishes BuildCompleted as Pipelines would. A refused command
-names its rule in a CommandRejected; a refused event (there is no sender to
-answer) names it in the audit record and the inbox outcome. Either way the
+blob store and publishes BuildCompleted as Pipelines would. Packaging keeps
+every build it hears of, then publishes a successful one's output through a
+PublishBuildOutput it sends itself; a refused command (that one, or one the
+test sends) names its rule in a CommandRejected and an audit record, and the
 watched rows stay as they were.
 """
 
@@ -89,18 +90,21 @@ async def _service_build(
     return _build(module_id, "service", await ci.image_artifacts(seed), version=version)
 
 
-async def refuse_event(scenario: Scenario, build: p.BuildCompleted, rule: str, watch: Rows) -> None:
-    """Publish ``build``: Packaging refuses what it would do with it, by ``rule``; nothing watched changes."""
+async def refuse_output(scenario: Scenario, build: p.BuildCompleted, rule: str, watch: Rows) -> None:
+    """Publish ``build``: Packaging keeps the build, and refuses to publish its output by ``rule``
+    (its own PublishBuildOutput is rejected, naming the rule); nothing watched changes."""
     before = await watch.read(scenario)
-    event = await _built(scenario, build)
-    assert await inbox_outcome(scenario, event) == f"refused:{rule}"
-    (audit,) = await scenario.wait("AuditRecord", subjectId=event.event_id)
+    await _built(scenario, build)
+    (rejection,) = await scenario.wait("CommandRejected", commandType="PublishBuildOutput")
+    assert rejection.payload["rule"] == rule, rejection.payload["reason"]
+    assert rejection.routing_key == "packaging.command-rejected.v1"
+    (audit,) = await scenario.wait("AuditRecord", subjectId=rejection.payload["commandId"])
     assert audit.payload["details"]["rule"] == rule
-    assert audit.routing_key == "packaging.rule-refused"
     assert await watch.read(scenario) == before
-    assert (
-        scenario.seen("CommandRejected", commandId=event.event_id) == []
-    )  # an event has no sender to answer
+    # The build is known all the same: a later PublishPackage can refer to it.
+    record = await scenario.state_of("build_records", build.build_result_id)
+    assert record is not None
+    assert record["state"]["status"] == "Succeeded"
 
 
 async def test_a_package_version_is_published_once_per_feed(scenario: Scenario) -> None:
@@ -172,12 +176,19 @@ async def test_an_image_digest_is_recorded_once_per_registry(scenario: Scenario)
     (image,) = await scenario.wait("ContainerImageBuilt", buildResultId=first.build_result_id)
     # Another build pushing the very same manifest under another tag.
     rebuilt = await _service_build(scenario, "orders-api", seed, version="1.0.2")
-    await refuse_event(
+    await refuse_output(
         scenario,
         rebuilt,
         "DigestAlreadyRecorded",
         Rows(rows=[("container_images", image.payload["imageId"])]),
     )
+
+
+async def test_a_library_build_without_its_package_keeps_the_build_and_publishes_nothing(
+    scenario: Scenario,
+) -> None:
+    build = _build(unique("Orders.Client"), "library", [])
+    await refuse_output(scenario, build, "PackageArtifactMissing", Rows())
 
 
 async def test_a_tag_maps_to_exactly_one_digest(scenario: Scenario) -> None:
@@ -186,7 +197,7 @@ async def test_a_tag_maps_to_exactly_one_digest(scenario: Scenario) -> None:
     (image,) = await scenario.wait("ContainerImageBuilt", buildResultId=first.build_result_id)
     # Another build of the same version, different content: the tag is taken.
     other = await _service_build(scenario, "billing-api", unique("billing"))
-    await refuse_event(
+    await refuse_output(
         scenario, other, "TagBoundToOtherDigest", Rows(rows=[("container_images", image.payload["imageId"])])
     )
 

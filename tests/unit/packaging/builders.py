@@ -30,7 +30,7 @@ LAYER = ImageLayer(
     digest="sha256:" + "1" * 64, size=4096, media_type="application/vnd.oci.image.layer.v1.tar+gzip"
 )
 PACKAGE = BuildArtifact(
-    name="out/Acme.Orders.1.2.0.nupkg", uri="blob://sha256/ab", sha256="b" * 64, size=2048
+    name="out/Acme.Orders.1.2.0.nupkg", uri="blob://sha256/" + "b" * 64, sha256="b" * 64, size=2048
 )
 
 

@@ -125,9 +125,11 @@ def test_only_a_succeeded_build_passes(status: str) -> None:
 
 def test_package_artifacts_are_the_nupkgs_without_symbol_packages() -> None:
     symbols = BuildArtifact(
-        name="out/Acme.Orders.1.2.0.symbols.nupkg", uri="blob://x/1", sha256="1" * 64, size=1
+        name="out/Acme.Orders.1.2.0.symbols.nupkg", uri="blob://sha256/" + "1" * 64, sha256="1" * 64, size=1
     )
-    snupkg = BuildArtifact(name="out/Acme.Orders.1.2.0.snupkg", uri="blob://x/2", sha256="2" * 64, size=1)
+    snupkg = BuildArtifact(
+        name="out/Acme.Orders.1.2.0.snupkg", uri="blob://sha256/" + "2" * 64, sha256="2" * 64, size=1
+    )
     record = build(artifacts=[symbols, PACKAGE, snupkg])
 
     assert record.package_artifacts() == (PACKAGE,)

@@ -31,7 +31,9 @@ from shared_kernel.domain import AggregateRoot, DomainError
 AT = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
 KNOWN = ("v1.3.0", "v1.4.0")
 STAGES = [PipelineStage(name="Build", jobs=("compile", "test")), PipelineStage(name="Pack", jobs=("push",))]
-ARTIFACT = ArtifactItem(name="orders.1.2.0.nupkg", uri="blob://artifacts/ab", sha256="b" * 64, size=2048)
+ARTIFACT = ArtifactItem(
+    name="orders.1.2.0.nupkg", uri="blob://sha256/" + "b" * 64, sha256="b" * 64, size=2048
+)
 
 
 def at(minutes: int) -> datetime:

@@ -54,7 +54,12 @@ def test_record_outcome_emits_build_completed_from_the_runs_outcome() -> None:
         "version": "1.2.0",
         "targetFeed": "acme/packages",
         "artifacts": [
-            {"name": "orders.1.2.0.nupkg", "uri": "blob://artifacts/ab", "sha256": "b" * 64, "size": 2048}
+            {
+                "name": "orders.1.2.0.nupkg",
+                "uri": "blob://sha256/" + "b" * 64,
+                "sha256": "b" * 64,
+                "size": 2048,
+            }
         ],
         "testsPassed": 40,
         "testsFailed": 0,
@@ -185,7 +190,7 @@ def test_one_build_result_per_run() -> None:
 
 def test_artifacts_are_immutable_once_recorded() -> None:
     result = record()
-    other = ArtifactItem(name="other", uri="blob://artifacts/ef", sha256="c" * 64, size=1)
+    other = ArtifactItem(name="other", uri="blob://sha256/" + "c" * 64, sha256="c" * 64, size=1)
 
     result.record_artifacts([ARTIFACT])  # the same artifacts again: nothing to change
     refused = refusal(result, ArtifactsImmutable, lambda: result.record_artifacts([ARTIFACT, other]))

@@ -226,7 +226,7 @@ def test_a_completion_naming_no_jobs_leaves_them_as_reported() -> None:
 def test_duplicate_artifact_names_are_refused_at_completion() -> None:
     run = start()
     run.record_progress([job("Build", "compile", ItemStatus.IN_PROGRESS)], at=at(1), by="ci")
-    renamed = ArtifactItem(name=ARTIFACT.name, uri="blob://artifacts/other", sha256="c" * 64, size=1)
+    renamed = ArtifactItem(name=ARTIFACT.name, uri="blob://sha256/" + "c" * 64, sha256="c" * 64, size=1)
 
     refused = refusal(
         run,
