@@ -153,8 +153,13 @@ class PipelinesHandlers:
         repository.learn_from_commit(event.target_branch, event.merge_commit_sha, ())
         uow.changed(repository)
         module_id = event.module_id or repository.module_id
-        if not repository.builds or module_id is None:
-            log.info("merge needs no pipeline", repository_kind=str(repository.kind), module_id=module_id)
+        if event.target_branch != repository.default_branch or not repository.builds or module_id is None:
+            log.info(
+                "merge needs no pipeline",
+                target_branch=str(event.target_branch),
+                repository_kind=str(repository.kind),
+                module_id=module_id,
+            )
             return
         existing = await uow.find(
             PipelineDefinition,
@@ -183,6 +188,8 @@ class PipelinesHandlers:
     async def generate_pipeline(self, message: Message[c.GeneratePipeline]) -> None:
         command, uow = message.payload, message.uow
         repository = await _repository(uow, command.repository_id)
+        if not repository.builds:
+            raise errors.RepositoryNotBuilt(repository.repository_id, repository.kind)
         await self._generate(
             uow,
             message.envelope,
@@ -410,8 +417,10 @@ class PipelinesHandlers:
         if not run.awaits_build_result:
             return
         build_result_id = deterministic_id("build", run.pipeline_run_id)
-        if await uow.get(BuildResult, build_result_id) is not None:
+        recorded = await uow.find(BuildResult, pipeline_run_id=run.pipeline_run_id)
+        if recorded is not None and recorded.build_result_id == build_result_id:
             return  # recorded by an earlier report; a later one only fills in job details
+        BuildResult.ensure_first_for_run(recorded, build_result_id=build_result_id)
         definition = await uow.get(PipelineDefinition, run.pipeline_id)
         if definition is None:
             raise errors.PipelineDefinitionNotFound(run.pipeline_id)

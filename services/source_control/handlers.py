@@ -464,6 +464,15 @@ class SourceControlHandlers:
             source_branch=event.branch,
             status=PullRequestStatus.OPEN,
         )
+        if not pull_requests:
+            return
+        head = await self._git.branch_head(
+            tenant_id=message.envelope.tenant_id, repository_id=event.repository_id, branch=event.branch
+        )
+        if head != event.commit_sha:
+            # A build of an older commit of the branch says nothing about what would be merged now.
+            log.info("build of a commit that is not the branch head", commit_sha=event.commit_sha, head=head)
+            return
         status = CheckStatus.SUCCEEDED if event.status == "Succeeded" else CheckStatus.FAILED
         for pull_request in pull_requests:
             try:

@@ -111,6 +111,16 @@ async def test_a_commit_to_a_gitops_repository_starts_nothing(
     await scenario.wait("PullRequestMerged", pullRequestId=pull_request_id)
     await scenario.commit(repository_id, "main", authored_by="svc-release")
     await bus.settled("source_control", "pipelines")
+    # Pipelines heard of the repository and its commits (not a vacuous pass), and built nothing.
+    pipelines_rows = Scenario(bus, pipelines.settings, tenant_id=scenario.tenant_id)
+    heard = await pipelines_rows.rows(
+        "SELECT event_type, outcome FROM inbox WHERE tenant_id = $1 ORDER BY event_type", scenario.tenant_id
+    )
+    assert {(r["event_type"], r["outcome"]) for r in heard} == {
+        ("RepositoryProvisioned", "done"),
+        ("CommitCreated", "done"),
+        ("PullRequestMerged", "done"),
+    }
     assert scenario.seen("PipelineGenerated") == []
     assert scenario.seen("PipelineRunStarted") == []
 
@@ -147,6 +157,31 @@ async def test_build_outcomes_on_a_source_branch_become_pull_request_checks(
     await scenario.send(ci.completion(rerun.payload, version="1.0.3"))
     await scenario.wait("PullRequestCheckRecorded", pullRequestId=pull_request_id, status="Succeeded")
     await scenario.send(c.MergePullRequest(pull_request_id=pull_request_id, merged_by="bob"))
+    await scenario.wait("PullRequestMerged", pullRequestId=pull_request_id)
+
+
+async def test_a_build_of_an_older_commit_does_not_speak_for_the_pull_request(
+    source_control: ServiceRuntime, pipelines: ServiceRuntime, bus: Bus
+) -> None:
+    scenario = Scenario(bus, source_control.settings)
+    ci = CiProvider(scenario, pipelines.settings)
+    module = await merge_module(scenario, service=False)
+    await first_run(scenario, await generated_pipeline(scenario, module))
+    await scenario.wait("BranchPolicyBound", repositoryId=module.repository_id)
+    await scenario.branch(module.repository_id, "feature/tax")
+    pull_request_id = await scenario.open_pull_request(module.repository_id, "feature/tax")
+    older = await scenario.commit(module.repository_id, "feature/tax")
+    newer = await scenario.commit(module.repository_id, "feature/tax")
+    (older_run,) = await scenario.wait("PipelineRunStarted", commitSha=older.payload["sha"])
+    (newer_run,) = await scenario.wait("PipelineRunStarted", commitSha=newer.payload["sha"])
+    # The head's build passes first; the older commit's failing build finishes later.
+    await scenario.send(ci.completion(newer_run.payload, version="1.0.3"))
+    await scenario.wait("PullRequestCheckRecorded", pullRequestId=pull_request_id, status="Succeeded")
+    await scenario.send(ci.completion(older_run.payload, result="Failed", version="1.0.2"))
+    await scenario.wait("BuildCompleted", pipelineRunId=older_run.payload["pipelineRunId"], status="Failed")
+    await bus.settled("source_control")
+    assert [c.payload["status"] for c in scenario.seen("PullRequestCheckRecorded")] == ["Succeeded"]
+    await approve_and_merge(scenario, pull_request_id)
     await scenario.wait("PullRequestMerged", pullRequestId=pull_request_id)
 
 

@@ -77,7 +77,7 @@ async def scenario(pipelines: ServiceRuntime, bus: Bus) -> Scenario:
     return Scenario(bus, pipelines.settings)
 
 
-async def test_hooks_complete_a_run_whatever_their_order_and_a_redelivered_hook_counts_once(
+async def test_build_complete_before_the_job_hooks_completes_the_run_and_a_redelivery_counts_once(
     scenario: Scenario, bus: Bus
 ) -> None:
     started = await run_of_a_new_definition(scenario)

@@ -35,7 +35,6 @@ from tests.support.scenario import Scenario, unique
 pytestmark = pytest.mark.integration
 
 
-
 def _job(stage: str, status: str = "Completed", result: str | None = "Succeeded") -> p.JobStateReport:
     return p.JobStateReport(stage=stage, job=stage, status=status, result=result)
 
@@ -77,6 +76,14 @@ async def test_the_template_version_must_be_a_known_published_one(scenario: Scen
         command,
         "UnknownTemplateVersion",
         Rows(absent=[("pipeline_definitions", command.pipeline_id)]),
+    )
+
+
+async def test_a_gitops_repository_gets_no_pipeline(scenario: Scenario) -> None:
+    repository_id = await provisioned_repository(scenario, kind="gitops")
+    command = generate_command(repository_id)
+    await refuse(
+        scenario, command, "RepositoryNotBuilt", Rows(absent=[("pipeline_definitions", command.pipeline_id)])
     )
 
 

@@ -15,7 +15,7 @@ SHA = "a" * 40
 START = datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
 
 
-async def provisioned_repository(scenario: Scenario) -> str:
+async def provisioned_repository(scenario: Scenario, kind: str = "source") -> str:
     repository_id = unique("repo")
     await scenario.send(
         sc.RepositoryProvisioned(
@@ -24,7 +24,7 @@ async def provisioned_repository(scenario: Scenario) -> str:
             project_id=scenario.project_id,
             module_id="mod-orders",
             name=unique("orders"),
-            kind="source",
+            kind=kind,
             provider="AzureDevOps",
             remote_url="file:///var/git/orders.git",
             default_branch="main",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -145,8 +145,3 @@ class BuildResult(AggregateRoot):
             by=by,
         )
         return result
-
-    def record_artifacts(self, artifacts: Sequence[ArtifactItem]) -> None:
-        """Artifacts are recorded with the result: the same ones again are a no-op, others refused."""
-        if tuple(artifacts) != self.artifacts:
-            raise ArtifactsImmutable(self.build_result_id)

@@ -143,6 +143,11 @@ class RepositoryNotKnownYet(PrerequisiteMissing):
         super().__init__(f"repository {repository_id} has not been announced by Source Control (yet)")
 
 
+class RepositoryNotBuilt(RuleViolation):
+    def __init__(self, repository_id: str, kind: str) -> None:
+        super().__init__(f"repository {repository_id} is a {kind} repository: its commits are not built")
+
+
 class RunAlreadyStarted(StaleMessage):
     def __init__(self, pipeline_run_id: str) -> None:
         super().__init__(f"pipeline run {pipeline_run_id} has already started")
