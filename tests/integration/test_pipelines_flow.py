@@ -16,7 +16,7 @@ from contracts import pipelines as p
 from contracts import source_control as c
 from shared_kernel.blobs import LocalBlobStore
 from shared_kernel.service import ServiceRuntime
-from tests.support.bus import Bus
+from tests.support.bus import Bus, Captured
 from tests.support.ci import CiProvider
 from tests.support.delivery import approve_and_merge, first_run, generated_pipeline, merge_module
 from tests.support.scenario import Scenario, unique
@@ -43,15 +43,9 @@ async def test_a_merge_generates_and_commits_the_definition_whose_commit_starts_
     assert committed.payload["authoredBy"] == "svc-pipelines"
     assert committed.payload["bypassedPolicyBy"] == "svc-pipelines"
     assert [f["path"] for f in committed.payload["fileChanges"]] == ["azure-pipelines.yml"]
-    sha = committed.payload["sha"]
-    blob = _git_file(source_control, scenario, module.repository_id, sha, "azure-pipelines.yml")
-    document = yaml.safe_load(blob)
+    document = _committed_definition(source_control, scenario, module.repository_id, committed)
     assert document["resources"]["repositories"][0]["name"] == "ConnectSoft/ConnectSoft.AzurePipelines"
     assert document["resources"]["repositories"][0]["ref"] == "refs/tags/v1.5.0"
-    # What landed in Git is valid Azure Pipelines YAML by Microsoft's schema (which types scalars as strings).
-    validator = Draft7Validator(published_schema("azure-pipelines.schema.json"))
-    errors = [e.message[:200] for e in validator.iter_errors(yaml.load(blob, Loader=yaml.BaseLoader))]
-    assert errors == []
     assert [stage["stage"] for stage in document["stages"]] == ["Build", "Test", "Pack", "Push"]
 
     started = await first_run(scenario, generated)
@@ -73,6 +67,11 @@ async def test_a_service_module_gets_a_container_image_pipeline(
     assert generated.payload["moduleType"] == "service"
     assert [s["name"] for s in generated.payload["stages"]] == ["Build", "Test", "ContainerImage"]
     assert generated.payload["targetFeed"] == f"acr.devops.local/{module.module_id}"
+    (committed,) = await scenario.wait("CommitCreated", artifactId=generated.payload["pipelineId"])
+    document = _committed_definition(source_control, scenario, module.repository_id, committed)
+    assert [stage["stage"] for stage in document["stages"]] == ["Build", "Test", "ContainerImage"]
+    steps = [step for job in document["stages"][2]["jobs"] for step in job["steps"]]
+    assert any(step.get("task", "").startswith("Docker@") for step in steps)
 
 
 async def test_a_reported_outcome_records_the_build_result_and_logs(
@@ -325,6 +324,18 @@ def _comparable(state: Any) -> Any:
     for key in ("pipelineRunId", "buildResultId", "buildNumber", "version", "updatedAt", "updatedBy"):
         document.pop(key, None)
     return document
+
+
+def _committed_definition(
+    runtime: ServiceRuntime, scenario: Scenario, repository_id: str, committed: Captured
+) -> Any:
+    """The pipeline YAML as committed to Git, checked against Microsoft's schema, parsed."""
+    blob = _git_file(runtime, scenario, repository_id, committed.payload["sha"], "azure-pipelines.yml")
+    # The schema types every scalar as a string: validate the document read without YAML's typing.
+    validator = Draft7Validator(published_schema("azure-pipelines.schema.json"))
+    errors = [e.message[:200] for e in validator.iter_errors(yaml.load(blob, Loader=yaml.BaseLoader))]
+    assert errors == []
+    return yaml.safe_load(blob)
 
 
 def _git_file(runtime: ServiceRuntime, scenario: Scenario, repository_id: str, sha: str, path: str) -> str:

@@ -138,6 +138,24 @@ async def test_a_run_must_reference_an_existing_definition(scenario: Scenario) -
     assert await scenario.state_of("pipeline_runs", run.pipeline_run_id) is None
 
 
+async def test_a_release_run_is_recorded_with_its_reason(scenario: Scenario) -> None:
+    repository_id = await provisioned_repository(scenario)
+    definition = await generated_definition(scenario, repository_id)
+    run_id = unique("run-release")
+    await scenario.send(
+        p.RunPipeline(
+            pipeline_run_id=run_id,
+            pipeline_id=definition.payload["pipelineId"],
+            branch="main",
+            reason="release",
+            requested_by="release-manager",
+        )
+    )
+    (started,) = await scenario.wait("PipelineRunStarted", pipelineRunId=run_id)
+    # No commit named: the branch head Pipelines knows (the repository's initial commit).
+    assert (started.payload["reason"], started.payload["commitSha"]) == ("release", SHA)
+
+
 async def test_a_report_must_name_jobs_of_the_run_and_each_once(scenario: Scenario) -> None:
     repository_id = await provisioned_repository(scenario)
     definition = await generated_definition(scenario, repository_id)
