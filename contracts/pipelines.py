@@ -97,7 +97,7 @@ class ArtifactRecord(Payload):
     def _uri_names_the_content(self) -> ArtifactRecord:
         # Content-addressed: the reference is the digest, so a reader can check what it gets.
         if self.uri != f"blob://sha256/{self.sha256}":
-            raise ValueError(f"uri must be blob://sha256/{self.sha256} (the artifact's sha256), got {self.uri}")
+            raise ValueError(f"uri must be blob://sha256/{self.sha256} (the artifact's sha256): {self.uri}")
         return self
 
 
