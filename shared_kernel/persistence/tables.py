@@ -159,3 +159,11 @@ def dead_letter_tables(metadata: MetaData) -> tuple[Table, Table]:
         Index("ix_dead_letters_archive_archived_at", "archived_at"),
     )
     return dead_letters, archive
+
+
+def service_metadata() -> MetaData:
+    """A service's metadata with the tables every service has: inbox, outbox, dead letters."""
+    metadata = MetaData()
+    messaging_tables(metadata)
+    dead_letter_tables(metadata)
+    return metadata

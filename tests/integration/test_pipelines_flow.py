@@ -18,7 +18,13 @@ from shared_kernel.blobs import LocalBlobStore
 from shared_kernel.service import ServiceRuntime
 from tests.support.bus import Bus, Captured
 from tests.support.ci import CiProvider
-from tests.support.delivery import approve_and_merge, first_run, generated_pipeline, merge_module
+from tests.support.delivery import (
+    MergedModule,
+    approve_and_merge,
+    first_run,
+    generated_pipeline,
+    merge_module,
+)
 from tests.support.scenario import Scenario, unique
 from tests.support.schemas import published_schema
 
@@ -129,12 +135,7 @@ async def test_build_outcomes_on_a_source_branch_become_pull_request_checks(
 ) -> None:
     scenario = Scenario(bus, source_control.settings)
     ci = CiProvider(scenario, pipelines.settings)
-    module = await merge_module(scenario, service=False)
-    await first_run(scenario, await generated_pipeline(scenario, module))
-    await scenario.wait("BranchPolicyBound", repositoryId=module.repository_id)
-
-    await scenario.branch(module.repository_id, "feature/discounts")
-    pull_request_id = await scenario.open_pull_request(module.repository_id, "feature/discounts")
+    module, pull_request_id = await _pull_request_under_build_validation(scenario, "feature/discounts")
     commit = await scenario.commit(module.repository_id, "feature/discounts")
     (run,) = await scenario.wait("PipelineRunStarted", commitSha=commit.payload["sha"])
     await scenario.send(ci.completion(run.payload, result="Failed"))
@@ -164,11 +165,7 @@ async def test_a_build_of_an_older_commit_does_not_speak_for_the_pull_request(
 ) -> None:
     scenario = Scenario(bus, source_control.settings)
     ci = CiProvider(scenario, pipelines.settings)
-    module = await merge_module(scenario, service=False)
-    await first_run(scenario, await generated_pipeline(scenario, module))
-    await scenario.wait("BranchPolicyBound", repositoryId=module.repository_id)
-    await scenario.branch(module.repository_id, "feature/tax")
-    pull_request_id = await scenario.open_pull_request(module.repository_id, "feature/tax")
+    module, pull_request_id = await _pull_request_under_build_validation(scenario, "feature/tax")
     older = await scenario.commit(module.repository_id, "feature/tax")
     newer = await scenario.commit(module.repository_id, "feature/tax")
     (older_run,) = await scenario.wait("PipelineRunStarted", commitSha=older.payload["sha"])
@@ -277,6 +274,15 @@ async def test_an_outcome_reported_before_its_run_started_is_kept_until_it_has(
 
 
 # -- helpers ---------------------------------------------------------------------------
+
+
+async def _pull_request_under_build_validation(scenario: Scenario, branch: str) -> tuple[MergedModule, str]:
+    """A library module with its pipeline (build validation bound), and a pull request from ``branch``."""
+    module = await merge_module(scenario, service=False)
+    await first_run(scenario, await generated_pipeline(scenario, module))
+    await scenario.wait("BranchPolicyBound", repositoryId=module.repository_id)
+    await scenario.branch(module.repository_id, branch)
+    return module, await scenario.open_pull_request(module.repository_id, branch)
 
 
 def _at(started: Any, minutes: int) -> datetime:

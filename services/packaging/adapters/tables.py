@@ -7,18 +7,16 @@ compare them (case-insensitive package ids and feeds, build metadata ignored).
 
 from __future__ import annotations
 
-from sqlalchemy import Column, MetaData, Text, UniqueConstraint
+from sqlalchemy import Column, Text, UniqueConstraint
 
 from services.packaging.domain import errors
 from services.packaging.domain.build_record import BuildRecord
 from services.packaging.domain.image import ContainerImage
 from services.packaging.domain.publication import PackagePublication
 from shared_kernel.persistence.store import AggregateMapping
-from shared_kernel.persistence.tables import aggregate_table, dead_letter_tables, messaging_tables
+from shared_kernel.persistence.tables import aggregate_table, service_metadata
 
-metadata = MetaData()
-inbox, outbox = messaging_tables(metadata)
-dead_letters, dead_letters_archive = dead_letter_tables(metadata)
+metadata = service_metadata()
 
 package_publications = aggregate_table(
     metadata,

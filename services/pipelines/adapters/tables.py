@@ -6,7 +6,7 @@ the domain rule it backs (see ``MAPPINGS``).
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Integer, MetaData, Text, UniqueConstraint, text
+from sqlalchemy import Column, Index, Integer, Text, UniqueConstraint, text
 
 from services.pipelines.domain import errors
 from services.pipelines.domain.build_result import BuildResult
@@ -14,11 +14,9 @@ from services.pipelines.domain.definition import PipelineDefinition
 from services.pipelines.domain.run import PipelineRun
 from services.pipelines.domain.source_repository import SourceRepository
 from shared_kernel.persistence.store import AggregateMapping
-from shared_kernel.persistence.tables import aggregate_table, dead_letter_tables, messaging_tables
+from shared_kernel.persistence.tables import aggregate_table, service_metadata
 
-metadata = MetaData()
-inbox, outbox = messaging_tables(metadata)
-dead_letters, dead_letters_archive = dead_letter_tables(metadata)
+metadata = service_metadata()
 
 pipeline_definitions = aggregate_table(
     metadata,

@@ -6,7 +6,7 @@ the domain rule it backs (see ``MAPPINGS``).
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Integer, MetaData, Text, UniqueConstraint, text
+from sqlalchemy import Column, Index, Integer, Text, UniqueConstraint, text
 
 from services.source_control.domain import errors
 from services.source_control.domain.branch import Branch
@@ -14,11 +14,9 @@ from services.source_control.domain.commit import Commit
 from services.source_control.domain.pull_request import PullRequest
 from services.source_control.domain.repository import Repository
 from shared_kernel.persistence.store import AggregateMapping
-from shared_kernel.persistence.tables import aggregate_table, dead_letter_tables, messaging_tables
+from shared_kernel.persistence.tables import aggregate_table, service_metadata
 
-metadata = MetaData()
-inbox, outbox = messaging_tables(metadata)
-dead_letters, dead_letters_archive = dead_letter_tables(metadata)
+metadata = service_metadata()
 
 repositories = aggregate_table(
     metadata,
