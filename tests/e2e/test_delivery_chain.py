@@ -8,13 +8,15 @@ else is the three services talking over RabbitMQ, each with its own database.
 from __future__ import annotations
 
 import hashlib
+import signal
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from contracts import packaging as pk
+from contracts import pipelines as p
 from services.packaging.adapters.feed_local import LocalPackageFeed
 from services.packaging.adapters.registry_local import LocalContainerRegistry
 from services.packaging.settings import PackagingSettings
@@ -179,4 +181,94 @@ def _scan(image_id: str, scan_id: str, at: datetime, *, fixed_version: str | Non
         ],
         scanned_at=at,
         reported_by="trivy-operator",
+    )
+
+
+async def test_packaging_killed_between_the_feed_write_and_its_commit_publishes_once(
+    packaging_queues: PackagingSettings, bus: Bus, tmp_path: Path
+) -> None:
+    """The feed is an external system written before the transaction commits: a redelivery
+    finds the same bytes there (a no-op) and records the publication once."""
+    scenario = Scenario(bus, packaging_queues)
+    ci = CiProvider(scenario, packaging_queues)
+    package_id = unique("Orders.Client")
+    artifacts = await ci.package_artifacts(package_id, "1.0.1")
+    build = _build_completed(scenario, package_id, artifacts)
+    processes: list[ServiceProcess] = []
+    try:
+        first = ServiceProcess("services.packaging", {"DEVOPS_PREFETCH": "8"}, tmp_path / "first.log").start()
+        processes.append(first)
+        await first.wait_started()
+        await scenario.send(build)
+        await scenario.wait("PackagePublished", buildResultId=build.build_result_id)
+        first.terminate()
+
+        crashing = ServiceProcess(
+            "services.packaging",
+            {"DEVOPS_PREFETCH": "8", "PACKAGING_CRASH_AT": "before_commit"},
+            tmp_path / "crashing.log",
+        ).start()
+        processes.append(crashing)
+        await crashing.wait_started()
+        mirror = pk.PublishPackage(
+            publication_id=unique("pub-mirror"),
+            build_result_id=build.build_result_id,
+            package_id=package_id,
+            version="1.0.1",
+            feed="connectsoft/mirror",
+            requested_by="alice",
+        )
+        command = await scenario.send(mirror)
+        assert await crashing.wait_exit() == -signal.SIGKILL
+        feed = LocalPackageFeed(packaging_queues.feed_root / scenario.tenant_id)
+        # Written to the feed, not recorded: the transaction never committed.
+        assert hashlib.sha256(await feed.download("connectsoft/mirror", package_id, "1.0.1")).hexdigest() == (
+            artifacts[0].sha256
+        )
+        assert await scenario.state_of("package_publications", mirror.publication_id) is None
+
+        restarted = ServiceProcess(
+            "services.packaging", {"DEVOPS_PREFETCH": "8"}, tmp_path / "restarted.log"
+        ).start()
+        processes.append(restarted)
+        await restarted.wait_started()
+        (published,) = await scenario.wait("PackagePublished", publicationId=mirror.publication_id)
+        assert published.payload["feed"] == "connectsoft/mirror"
+        await bus.settled("packaging")
+        assert len(scenario.seen("PackagePublished", publicationId=mirror.publication_id)) == 1
+        inbox = await scenario.rows(
+            "SELECT outcome FROM inbox WHERE tenant_id = $1 AND event_id = $2",
+            scenario.tenant_id,
+            command.event_id,
+        )
+        assert [r["outcome"] for r in inbox] == ["done"]
+    finally:
+        for process in processes:
+            process.terminate()
+
+
+def _build_completed(
+    scenario: Scenario, package_id: str, artifacts: list[p.ArtifactRecord]
+) -> p.BuildCompleted:
+    """A successful library build, as Pipelines would announce it."""
+    return p.BuildCompleted(
+        build_result_id=unique("build"),
+        pipeline_run_id=unique("run"),
+        pipeline_id=unique("pl"),
+        tenant_id=scenario.tenant_id,
+        project_id=scenario.project_id,
+        module_id=package_id,
+        module_type="library",
+        repository_id=unique("repo"),
+        commit_sha="c" * 40,
+        branch="main",
+        status="Succeeded",
+        version="1.0.1",
+        target_feed="connectsoft/packages",
+        artifacts=artifacts,
+        tests_passed=1,
+        tests_failed=0,
+        coverage=90.0,
+        logs_uri=None,
+        completed_at=datetime.now(UTC),
     )
