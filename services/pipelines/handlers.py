@@ -66,6 +66,20 @@ def _job_reports(reports: list[c.JobStateReport]) -> list[JobReport]:
     ]
 
 
+def _definition_changes(
+    current: PipelineDefinition | None, path: str, content: str
+) -> list[sc.FileChangeRequest]:
+    """The file changes of a (re)generated definition: its YAML written, a superseded one's moved."""
+    if current is None:
+        return [sc.FileChangeRequest(path=path, operation="Add", content=content)]
+    if current.definition_path == path:
+        return [sc.FileChangeRequest(path=path, operation="Edit", content=content)]
+    return [
+        sc.FileChangeRequest(path=current.definition_path, operation="Delete"),
+        sc.FileChangeRequest(path=path, operation="Add", content=content),
+    ]
+
+
 async def _repository(uow: UnitOfWork, repository_id: str) -> SourceRepository:
     repository = await uow.get(SourceRepository, repository_id)
     if repository is None:
@@ -150,7 +164,7 @@ class PipelinesHandlers:
     async def on_pull_request_merged(self, message: Message[sc.PullRequestMerged]) -> None:
         event, uow = message.payload, message.uow
         repository = await _repository(uow, event.repository_id)
-        repository.learn_from_commit(event.target_branch, event.merge_commit_sha, ())
+        repository.learn_from_merge(event.source_branch, event.target_branch, event.merge_commit_sha)
         uow.changed(repository)
         module_id = event.module_id or repository.module_id
         if event.target_branch != repository.default_branch or not repository.builds or module_id is None:
@@ -363,7 +377,6 @@ class PipelinesHandlers:
             # Saved first (it was loaded first), so the path is free when the new one takes it.
             current.supersede(superseded_by=pipeline_id, at=at, by=by)
         uow.add(definition)
-        replaces = current is not None and current.definition_path == definition.definition_path
         uow.send(
             sc.CreateCommit(
                 commit_id=commit_id,
@@ -372,13 +385,7 @@ class PipelinesHandlers:
                 message=f"Generate the pipeline definition of {module_id} (templates {template_version})",
                 artifact_id=pipeline_id,
                 authored_by=settings.identity,
-                file_changes=[
-                    sc.FileChangeRequest(
-                        path=definition_path,
-                        operation="Edit" if replaces else "Add",
-                        content=rendered.content,
-                    )
-                ],
+                file_changes=_definition_changes(current, definition_path, rendered.content),
             )
         )
 

@@ -64,6 +64,33 @@ async def test_a_merge_generates_and_commits_the_definition_whose_commit_starts_
     assert bound.payload["binding"]["settings"]["pipelineId"] == generated.payload["pipelineId"]
 
 
+async def test_a_definition_regenerated_at_another_path_moves_its_yaml(
+    source_control: ServiceRuntime, pipelines: ServiceRuntime, bus: Bus
+) -> None:
+    scenario = Scenario(bus, source_control.settings)
+    module = await merge_module(scenario, service=False)
+    first = await generated_pipeline(scenario, module)
+    await scenario.wait("CommitCreated", artifactId=first.payload["pipelineId"])
+    regenerate = p.GeneratePipeline(
+        pipeline_id=unique("pl"),
+        repository_id=module.repository_id,
+        module_id=module.module_id,
+        module_type="library",
+        definition_path="ci/azure-pipelines.yml",
+        template_version="v1.5.0",
+        target_feed="connectsoft/packages",
+        requested_by="alice",
+    )
+    await scenario.send(regenerate)
+    (second,) = await scenario.wait("PipelineGenerated", pipelineId=regenerate.pipeline_id)
+    assert second.payload["supersedes"] == first.payload["pipelineId"]
+    (moved,) = await scenario.wait("CommitCreated", artifactId=regenerate.pipeline_id)
+    assert [(f["path"], f["operation"]) for f in moved.payload["fileChanges"]] == [
+        ("azure-pipelines.yml", "Delete"),
+        ("ci/azure-pipelines.yml", "Add"),
+    ]
+
+
 async def test_a_service_module_gets_a_container_image_pipeline(
     source_control: ServiceRuntime, pipelines: ServiceRuntime, bus: Bus
 ) -> None:
