@@ -22,6 +22,7 @@ from services.packaging.domain.errors import (
     TagBoundToOtherDigest,
 )
 from shared_kernel.domain import PrerequisiteMissing, RuleViolation, StaleMessage
+from tests.support.aggregates import refusal, validated
 from tests.unit.packaging.builders import (
     DIGEST,
     LAYER,
@@ -30,10 +31,8 @@ from tests.unit.packaging.builders import (
     build,
     finding,
     image,
-    refusal,
     report,
     service_build,
-    validated,
 )
 
 pytestmark = pytest.mark.unit

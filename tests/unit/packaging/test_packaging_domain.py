@@ -22,16 +22,8 @@ from services.packaging.domain.errors import (
     TargetFeedMalformed,
 )
 from shared_kernel.domain import DomainError, RuleViolation, StaleMessage
-from tests.unit.packaging.builders import (
-    PACKAGE,
-    at,
-    build,
-    content,
-    publish,
-    refusal,
-    service_build,
-    validated,
-)
+from tests.support.aggregates import refusal, validated
+from tests.unit.packaging.builders import PACKAGE, at, build, content, publish, service_build
 
 pytestmark = pytest.mark.unit
 

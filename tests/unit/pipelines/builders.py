@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
-
 import contracts.pipelines  # noqa: F401  (registration)
-from contracts import registry
 from services.pipelines.domain import (
     ArtifactItem,
     BuildResult,
@@ -26,7 +22,6 @@ from services.pipelines.domain import (
     RunResult,
     TestSummary,
 )
-from shared_kernel.domain import AggregateRoot, DomainError
 
 AT = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
 KNOWN = ("v1.3.0", "v1.4.0")
@@ -38,31 +33,6 @@ ARTIFACT = ArtifactItem(
 
 def at(minutes: int) -> datetime:
     return AT + timedelta(minutes=minutes)
-
-
-def validated(aggregate: AggregateRoot) -> list[dict[str, Any]]:
-    """The pending events' payloads, each checked against its contract (nothing missing, nothing extra)."""
-    payloads = []
-    for event in aggregate.pull_events():
-        contract = registry.get(event.event_type, 1)
-        assert contract.payload.model_validate(event.payload).wire() == event.payload
-        payloads.append({"type": event.event_type, **event.payload})
-    return payloads
-
-
-def refusal(aggregate: AggregateRoot, error: type[DomainError], action: Callable[[], object]) -> DomainError:
-    """The ``error`` that ``action`` raises; ``aggregate`` must be left exactly as it was.
-
-    The aggregate's pending events are handed over first, so "unchanged" also
-    means that the refused call recorded no event.
-    """
-    aggregate.pull_events()
-    before = aggregate.wire()
-    with pytest.raises(error) as raised:
-        action()
-    assert aggregate.wire() == before
-    assert not aggregate.has_pending_events
-    return raised.value
 
 
 def generate(**overrides: Any) -> PipelineDefinition:

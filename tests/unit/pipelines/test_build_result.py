@@ -18,17 +18,8 @@ from services.pipelines.domain import (
 )
 from services.pipelines.domain.errors import ArtifactsImmutable, DuplicateBuildResult, RunNotFinished
 from shared_kernel.domain import RuleViolation
-from tests.unit.pipelines.builders import (
-    ALL_SUCCEEDED,
-    at,
-    finished_run,
-    job,
-    outcome,
-    record,
-    refusal,
-    start,
-    validated,
-)
+from tests.support.aggregates import refusal, validated
+from tests.unit.pipelines.builders import ALL_SUCCEEDED, at, finished_run, job, outcome, record, start
 
 pytestmark = pytest.mark.unit
 

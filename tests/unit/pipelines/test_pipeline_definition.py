@@ -17,7 +17,8 @@ from services.pipelines.domain.errors import (
     UnknownTemplateVersion,
 )
 from shared_kernel.domain import RuleViolation, StaleMessage
-from tests.unit.pipelines.builders import AT, STAGES, at, generate, refusal, validated
+from tests.support.aggregates import refusal, validated
+from tests.unit.pipelines.builders import AT, STAGES, at, generate
 
 pytestmark = pytest.mark.unit
 

@@ -31,6 +31,7 @@ from services.pipelines.domain.errors import (
     UnknownJob,
 )
 from shared_kernel.domain import PrerequisiteMissing, RuleViolation, StaleMessage
+from tests.support.aggregates import refusal, validated
 from tests.unit.pipelines.builders import (
     ALL_SUCCEEDED,
     ARTIFACT,
@@ -40,9 +41,7 @@ from tests.unit.pipelines.builders import (
     generate,
     job,
     outcome,
-    refusal,
     start,
-    validated,
 )
 
 pytestmark = pytest.mark.unit
