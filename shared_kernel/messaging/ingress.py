@@ -5,8 +5,8 @@ payloads; the gateway that receives them publishes the body unchanged on
 ``devops.ingress`` with a routing key naming the source and event (for
 example ``azure-devops.build.complete``). A service that takes such facts
 supplies an ``IngressAdapter``: its inbox is bound to the adapter's routing
-keys, and the processor asks the adapter to turn a body into a canonical
-envelope before anything else happens. The body is never rewritten, so a
+keys, and the processor asks the adapter to turn a body that is not a
+canonical envelope into one before anything else happens. The body is never rewritten, so a
 delayed retry or a dead letter still holds what the provider sent, and the
 adapter derives the eventId from the provider's own notification id, so a
 redelivered hook is recognised by the inbox as a duplicate.

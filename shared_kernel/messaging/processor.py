@@ -118,12 +118,20 @@ class MessageProcessor:
             return await self._process(envelope)
 
     def _decode(self, body: bytes) -> Envelope:
-        """The canonical envelope: from an ingress adapter that knows the body's shape, or as sent."""
-        for adapter in self._ingress:
-            envelope = adapter.decode(body)
-            if envelope is not None:
-                return envelope
-        return Envelope.from_json(body)
+        """The canonical envelope as sent, or from an ingress adapter that knows the body's shape.
+
+        Canonical first: it is nearly every message, and the per-message path
+        stays as it is; only a body that is not an envelope is offered to the
+        adapters, and if none knows it the envelope's own error stands.
+        """
+        try:
+            return Envelope.from_json(body)
+        except InvalidEnvelope:
+            for adapter in self._ingress:
+                envelope = adapter.decode(body)
+                if envelope is not None:
+                    return envelope
+            raise
 
     async def _process(self, envelope: Envelope) -> Disposition:  # noqa: PLR0911 - one return per outcome
         try:
