@@ -332,8 +332,10 @@ class PipelinesHandlers:
         )
         is_library = module_type is ModuleType.LIBRARY
         repository_name = image_repository(module_id)
-        feed = (target_feed or settings.package_feed) if is_library else (
-            target_feed or f"{settings.container_registry}/{repository_name}"
+        feed = (
+            (target_feed or settings.package_feed)
+            if is_library
+            else (target_feed or f"{settings.container_registry}/{repository_name}")
         )
         try:
             rendered = self._renderer.render(

@@ -174,6 +174,17 @@ class Checksum(ValueString):
     description = "sha256:<64 lower-case hex digits>"
 
 
+class Sha256(ValueString):
+    """A sha256 digest as 64 lower-case hex digits (a ``sha256:`` prefix is dropped)."""
+
+    pattern = re.compile(r"[0-9a-f]{64}")
+    description = "64 lower-case hexadecimal digits"
+
+    @classmethod
+    def normalise(cls, value: str) -> str:
+        return value.strip().lower().removeprefix("sha256:")
+
+
 class ImageDigest(Checksum):
     """A container image content digest (``sha256:…``)."""
 

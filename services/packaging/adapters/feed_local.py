@@ -273,8 +273,6 @@ def _recorded_sha256(path: Path) -> str:
         raise PackageCorrupted(f"{path.parent} has no recorded sha256") from None
 
 
-
-
 def _write(path: Path, data: bytes) -> None:
     with path.open("xb") as file:
         file.write(data)

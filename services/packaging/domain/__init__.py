@@ -23,9 +23,9 @@ from services.packaging.domain.values import (
     RegistryReference,
     RepositoryName,
     Severity,
-    Sha256,
     VersionRange,
 )
+from shared_kernel.domain.value_objects import Sha256
 
 __all__ = [
     "BuildArtifact",

@@ -29,11 +29,10 @@ from services.packaging.domain.values import (
     PackageVersion,
     RegistryReference,
     RepositoryName,
-    Sha256,
 )
 from shared_kernel.domain import DomainModel, InvalidValue, ReadModel
 from shared_kernel.domain.aggregate import audit_fields
-from shared_kernel.domain.value_objects import BlobReference, BranchName, CommitSha, Identifier
+from shared_kernel.domain.value_objects import BlobReference, BranchName, CommitSha, Identifier, Sha256
 
 
 class ModuleType(StrEnum):

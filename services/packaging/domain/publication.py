@@ -25,16 +25,10 @@ from services.packaging.domain.errors import (
     PackageVersionMismatch,
     PublishedVersionImmutable,
 )
-from services.packaging.domain.values import (
-    FeedReference,
-    PackageId,
-    PackageVersion,
-    Sha256,
-    VersionRange,
-)
+from services.packaging.domain.values import FeedReference, PackageId, PackageVersion, VersionRange
 from shared_kernel.domain import AggregateRoot, DomainModel
 from shared_kernel.domain.aggregate import audit_fields
-from shared_kernel.domain.value_objects import Identifier
+from shared_kernel.domain.value_objects import Identifier, Sha256
 
 
 class PublicationStatus(StrEnum):

@@ -138,17 +138,6 @@ class ImageTag(ValueString):
         return cls(SemanticVersion(version).replace("+", "_"))
 
 
-class Sha256(ValueString):
-    """A sha256 digest as 64 lower-case hex digits (a ``sha256:`` prefix is dropped)."""
-
-    pattern = re.compile(r"[0-9a-f]{64}")
-    description = "64 lower-case hexadecimal digits"
-
-    @classmethod
-    def normalise(cls, value: str) -> str:
-        return value.strip().lower().removeprefix("sha256:")
-
-
 class Severity(StrEnum):
     """A vulnerability's severity as Trivy reports it, most severe first."""
 

@@ -24,9 +24,9 @@ from services.pipelines.domain.values import (
     FeedReference,
     ModuleType,
     RunReason,
-    Sha256,
     TemplateVersion,
 )
+from shared_kernel.domain.value_objects import Sha256
 
 __all__ = [
     "ArtifactItem",

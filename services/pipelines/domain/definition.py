@@ -18,16 +18,10 @@ from services.pipelines.domain.errors import (
     PipelineHasNoStages,
     UnknownTemplateVersion,
 )
-from services.pipelines.domain.values import (
-    DefinitionPath,
-    FeedReference,
-    ModuleType,
-    Sha256,
-    TemplateVersion,
-)
+from services.pipelines.domain.values import DefinitionPath, FeedReference, ModuleType, TemplateVersion
 from shared_kernel.domain import AggregateRoot, DomainModel, StateMachine
 from shared_kernel.domain.aggregate import audit_fields
-from shared_kernel.domain.value_objects import Identifier
+from shared_kernel.domain.value_objects import Identifier, Sha256
 
 
 class DefinitionStatus(StrEnum):

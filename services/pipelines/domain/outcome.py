@@ -6,9 +6,9 @@ from datetime import datetime
 
 from pydantic import Field
 
-from services.pipelines.domain.values import CoveragePercentage, Sha256
+from services.pipelines.domain.values import CoveragePercentage
 from shared_kernel.domain import DomainModel
-from shared_kernel.domain.value_objects import BlobReference, Identifier, Identity, SemanticVersion
+from shared_kernel.domain.value_objects import BlobReference, Identifier, Identity, SemanticVersion, Sha256
 
 
 class TestSummary(DomainModel):

@@ -50,17 +50,6 @@ class DefinitionPath(RepositoryPath):
             raise InvalidValue(f"DefinitionPath {value!r} must be a relative path to a .yml or .yaml file")
 
 
-class Sha256(ValueString):
-    """A sha256 digest as 64 lower-case hex digits (a ``sha256:`` prefix is dropped)."""
-
-    pattern = re.compile(r"[0-9a-f]{64}")
-    description = "64 lower-case hexadecimal digits"
-
-    @classmethod
-    def normalise(cls, value: str) -> str:
-        return value.strip().lower().removeprefix("sha256:")
-
-
 class CoveragePercentage(float):
     """Code coverage of a build, a percentage from 0 to 100."""
 
